@@ -1,0 +1,209 @@
+"""The ``genreflow`` command line: thin wrappers over each stage's pure function."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="genreflow: GTZAN genre classification with DVC, MLflow and Optuna.")
+data_app = typer.Typer(no_args_is_help=True, help="Bring audio into data/ (tracked by data.dvc).")
+app.add_typer(data_app, name="data")
+
+Params = Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")]
+PARAMS_DEFAULT = Path("params.yaml")
+
+
+@app.callback()
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter out of the stage logs."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _log(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one clear line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from genreflow.errors import USER_ERRORS
+
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.secho("interrupted", err=True, fg=typer.colors.RED)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _cfg(params: Path):
+    from genreflow.config import load_config
+
+    return load_config(params)
+
+
+# ----------------------------------------------------------------------------- data
+@data_app.command("get")
+@friendly
+def data_get(
+    source: Annotated[str, typer.Argument(help="Folder, archive (.tar.gz/.zip) or http(s) URL.")],
+    dest: Annotated[Path, typer.Option(help="Where the raw audio goes.")] = Path("data"),
+    sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of a downloaded file.")] = None,
+    dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
+) -> None:
+    """Bring GTZAN (any subset; wav, au, flac, ogg, mp3) into DEST."""
+    from genreflow.data import get_data, track_with_dvc
+
+    info = get_data(source, dest, sha256=sha256, log=_log)
+    _log(f"{info['n_clips']} clips in {dest}: {info['genres']}")
+    if dvc:
+        track_with_dvc(dest, log=_log)
+
+
+@data_app.command("synth")
+@friendly
+def data_synth(
+    dest: Annotated[Path, typer.Option(help="Where the synthetic audio goes.")] = Path("data"),
+    clips_per_genre: int = 30,
+    seconds: float = 30.0,
+    seed: int = 0,
+    dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
+) -> None:
+    """Make a deterministic, GTZAN-shaped synthetic set of 10 classes."""
+    from genreflow.data import synth, track_with_dvc
+
+    info = synth(dest, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed, log=_log)
+    _log(f"{info['n_clips']} synthetic clips in {dest}")
+    if dvc:
+        track_with_dvc(dest, log=_log)
+
+
+@data_app.command("auto")
+@friendly
+def data_auto(
+    dest: Annotated[Path, typer.Option(help="Where the raw audio goes.")] = Path("data"),
+    gtzan_dir: Annotated[str | None, typer.Option(envvar="GTZAN_DIR",
+                                                  help="Real GTZAN (folder, archive or URL).")] = None,
+    dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
+) -> None:
+    """Use GTZAN_DIR when set, else the synthetic set (said loudly)."""
+    from genreflow.data import prepare_default, track_with_dvc
+
+    prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log)
+    if dvc:
+        track_with_dvc(dest, log=_log)
+
+
+# --------------------------------------------------------------------------- stages
+@app.command()
+@friendly
+def validate(params: Params = PARAMS_DEFAULT,
+             out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/validate"),
+             ) -> None:
+    """Stage 1: decode every clip; report and exclude the unusable ones (Fig. 6)."""
+    from genreflow.validate import format_table, validate_dataset, write_report
+
+    cfg = _cfg(params)
+    report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers, log=_log)
+    write_report(report, out)
+    typer.echo(format_table(report))
+    typer.echo(f"[{report['data_source']}] {report['n_ok']} usable of {report['n_files']} files; "
+               f"{len(report['excluded'])} excluded, {len(report['missing'])} missing")
+
+
+@app.command()
+@friendly
+def split(params: Params = PARAMS_DEFAULT,
+          report: Path = Path("reports/validate/validate.json"),
+          manifest: Path = Path("artifacts/split.csv"),
+          out: Path = Path("reports/split")) -> None:
+    """Stage 2: choose genres, balance, split by track (Fig. 7)."""
+    from genreflow.split import format_table, make_split, write_split
+
+    cfg = _cfg(params)
+    rep = json.loads(report.read_text())
+    table = make_split(rep, cfg.split, cfg.data, log=_log)
+    summary = write_split(table, rep, cfg.split, manifest, out)
+    typer.echo(format_table(table))
+    typer.echo(f"[{summary['data_source']}] {cfg.split.method} split: {summary['counts']}")
+
+
+@app.command()
+@friendly
+def features(params: Params = PARAMS_DEFAULT,
+             manifest: Path = Path("artifacts/split.csv"),
+             out: Path = Path("artifacts/features")) -> None:
+    """Stage 3: log-mel spectrograms for every split, cached for training."""
+    import time
+
+    import pandas as pd
+
+    from genreflow.audio import read_source
+    from genreflow.features import compute_features, write_features
+
+    cfg = _cfg(params)
+    table = pd.read_csv(manifest)
+    t0 = time.perf_counter()
+    feats, classes, failed = compute_features(table, cfg.features, log=_log)
+    elapsed = time.perf_counter() - t0
+    meta = write_features(feats, classes, failed, cfg.features,
+                          read_source(cfg.data.dir).get("source", "unknown"), out)
+    n = sum(meta["counts"].values())
+    typer.echo(f"[{meta['data_source']}] {n} clips in {elapsed:.1f} s "
+               f"({n / max(elapsed, 1e-9):.1f} clips/s); {len(failed)} failed; {meta['counts']}")
+
+
+@app.command()
+@friendly
+def figures(params: Params = PARAMS_DEFAULT,
+            report: Path = Path("reports/validate/validate.json"),
+            out: Path = Path("plots/figures")) -> None:
+    """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
+    from genreflow.figures import make_figures
+
+    cfg = _cfg(params)
+    rep = json.loads(report.read_text())
+    valid = {r["clip_id"] for r in rep["clips"] if r["status"] == "ok"}
+    paths = make_figures(Path(cfg.data.dir), out, cfg.features, cfg.figures,
+                         valid_ids=valid, log=_log)
+    typer.echo(f"{len(paths)} figures in {out}")
+
+
+@app.command()
+@friendly
+def train(model: Annotated[str, typer.Argument(help="cnn, inception or segcnn.")],
+          params: Params = PARAMS_DEFAULT,
+          features_dir: Path = Path("artifacts/features"),
+          max_epochs: Annotated[int | None, typer.Option(help="Override train.max_epochs.")] = None,
+          ) -> None:
+    """Stage 5: train one model; log params, curves, confusion matrices and model to MLflow."""
+    from genreflow.train import train_model
+
+    cfg = _cfg(params)
+    cfg.train.model(model)  # validates the name before a run is opened
+    res = train_model(cfg, model, features_dir, bundle_dir=Path("models") / model,
+                      report_dir=Path("reports/train") / model, max_epochs=max_epochs, log=_log)
+    typer.echo(json.dumps({"run_id": res.run_id, **res.metrics}, indent=1))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

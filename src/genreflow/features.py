@@ -1,0 +1,155 @@
+"""Stage 3, features: cached log-mel spectrograms per split, normalised with train statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from genreflow.audio import AudioError, clip_log_mel, decode, segments
+from genreflow.config import FeaturesConfig
+from genreflow.split import SPLITS
+
+
+@dataclass
+class SplitFeatures:
+    """Clip-level log-mels of one split: ``x`` is ``(n, n_mels, frames)`` in dB."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+
+
+def _one(args: tuple[str, FeaturesConfig]) -> np.ndarray | str:
+    path, cfg = args
+    try:
+        y, _ = decode(path, cfg.sample_rate)
+        return clip_log_mel(y, cfg).astype(np.float16)
+    except AudioError as exc:
+        return str(exc)
+    except Exception as exc:  # a clip must never stop the stage
+        return f"{path}: {type(exc).__name__}: {exc}"
+
+
+def compute_features(
+    manifest: pd.DataFrame,
+    cfg: FeaturesConfig,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, SplitFeatures], list[str], list[dict]]:
+    """Log-mel every clip of the manifest, using ``cfg.workers`` processes.
+
+    Returns per-split features, the class names (sorted genres) and the clips
+    that failed (reported, skipped).
+    """
+    classes = sorted(manifest["genre"].unique())
+    index = {g: i for i, g in enumerate(classes)}
+    jobs = [(p, cfg) for p in manifest["path"]]
+    workers = max(1, min(cfg.workers, os.cpu_count() or 1))
+    bar = dict(total=len(jobs), desc="features", unit="clip")
+    if workers > 1 and len(jobs) > 4:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_one, jobs, chunksize=4), **bar))
+    else:
+        results = [_one(j) for j in tqdm(jobs, **bar)]
+
+    failed = []
+    out: dict[str, SplitFeatures] = {}
+    for split in SPLITS:
+        rows = [i for i, s in enumerate(manifest["split"]) if s == split]
+        good = []
+        for i in rows:
+            if isinstance(results[i], str):
+                failed.append({"clip_id": manifest["clip_id"].iloc[i], "reason": results[i]})
+                log(f"skipped {manifest['clip_id'].iloc[i]}: {results[i]}")
+            else:
+                good.append(i)
+        x = (np.stack([results[i] for i in good]) if good
+             else np.zeros((0, cfg.n_mels, cfg.clip_frames), np.float16))
+        out[split] = SplitFeatures(
+            x=x,
+            y=np.array([index[manifest["genre"].iloc[i]] for i in good], dtype=np.int64),
+            ids=np.array([manifest["clip_id"].iloc[i] for i in good]),
+        )
+    return out, classes, failed
+
+
+def fit_normaliser(train_x: np.ndarray) -> dict[str, list[float]]:
+    """Per-mel-band mean and standard deviation over the training clips only."""
+    x = train_x.astype(np.float32)
+    mean = x.mean(axis=(0, 2))
+    std = x.std(axis=(0, 2)) + 1e-6
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def normalise(x: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
+    """Apply the train-split band statistics to ``(..., n_mels, frames)`` arrays."""
+    mean = np.asarray(stats["mean"], np.float32)[:, None]
+    std = np.asarray(stats["std"], np.float32)[:, None]
+    return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+def write_features(feats: dict[str, SplitFeatures], classes: list[str], failed: list[dict],
+                   cfg: FeaturesConfig, data_source: str, out_dir: Path) -> dict:
+    """Save ``<split>.npz``, ``stats.json`` (train-only normaliser) and ``meta.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for split, f in feats.items():
+        np.savez(out_dir / f"{split}.npz", x=f.x, y=f.y, ids=f.ids)
+    stats = fit_normaliser(feats["train"].x)
+    (out_dir / "stats.json").write_text(json.dumps(stats))
+    meta = {
+        "data_source": data_source,
+        "classes": classes,
+        "features": asdict(cfg),
+        "clip_frames": cfg.clip_frames,
+        "segment_frames": cfg.segment_frames,
+        "segment_hop_frames": cfg.segment_hop_frames,
+        "counts": {s: int(len(f.y)) for s, f in feats.items()},
+        "failed": failed,
+    }
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+@dataclass
+class FeatureSet:
+    """What training reads: normalised clip-level log-mels per split plus metadata."""
+
+    splits: dict[str, SplitFeatures]
+    classes: list[str]
+    stats: dict[str, list[float]]
+    meta: dict
+
+    @property
+    def cfg(self) -> FeaturesConfig:
+        return FeaturesConfig(**self.meta["features"])
+
+    def segments(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Segment windows of a split: ``(x_seg, y_seg, track_index)``."""
+        f = self.splits[split]
+        cfg = self.cfg
+        segs = [segments(x, cfg.segment_frames, cfg.segment_hop_frames) for x in f.x]
+        n = [len(s) for s in segs]
+        x = np.concatenate(segs) if segs else np.zeros((0, cfg.n_mels, cfg.segment_frames))
+        track = np.repeat(np.arange(len(segs)), n)
+        return x.astype(np.float32), f.y[track], track
+
+
+def load_features(feat_dir: Path) -> FeatureSet:
+    """Read the features stage output, normalised with the stored train statistics."""
+    feat_dir = Path(feat_dir)
+    if not (feat_dir / "meta.json").exists():
+        raise FileNotFoundError(f"{feat_dir}: no features; run `dvc repro features` first")
+    meta = json.loads((feat_dir / "meta.json").read_text())
+    stats = json.loads((feat_dir / "stats.json").read_text())
+    splits = {}
+    for split in SPLITS:
+        with np.load(feat_dir / f"{split}.npz") as z:
+            splits[split] = SplitFeatures(x=normalise(z["x"], stats), y=z["y"], ids=z["ids"])
+    return FeatureSet(splits=splits, classes=meta["classes"], stats=stats, meta=meta)

@@ -1,0 +1,81 @@
+"""MLflow plumbing: tracking store, experiments, provenance tags. Nothing runs at import."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from genreflow.config import TrackingConfig
+
+
+def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
+    """Point MLflow at the configured store and return the experiment id.
+
+    New experiments keep their artefacts under ``tracking.artifact_root``
+    (``mlruns/`` by default), next to the SQLite store ``mlflow.db``.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking.resolved_uri())
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is not None:
+        exp_id = exp.experiment_id
+    else:
+        root = Path(tracking.artifact_root).resolve()
+        exp_id = mlflow.create_experiment(experiment, artifact_location=(root / experiment).as_uri())
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_info(cwd: str | Path = ".") -> dict[str, str]:
+    """Current commit and whether the work tree has uncommitted changes."""
+
+    def run(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        commit = run("rev-parse", "HEAD")
+        dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def data_digest(data_dir: str | Path, fallback: str = "") -> str:
+    """The DVC hash of the raw data (from ``<data_dir>.dvc``), else a hash of ``fallback``."""
+    dvc_file = Path(f"{Path(data_dir)}.dvc")
+    if dvc_file.exists():
+        try:
+            outs = yaml.safe_load(dvc_file.read_text())["outs"]
+            return str(outs[0]["md5"]).removesuffix(".dir")
+        except (KeyError, IndexError, TypeError, yaml.YAMLError):
+            pass
+    return hashlib.md5(fallback.encode()).hexdigest()
+
+
+def log_keras_model(model, input_example, name: str = "model"):
+    """Log ``model`` in MLflow's Keras flavour with a signature and an input example.
+
+    ``mlflow.keras.save_model`` (MLflow 3.17) writes the input example before
+    it creates the model folder; creating the folder first avoids that.
+    """
+    import os
+    import types
+
+    import mlflow.keras
+    import numpy as np
+    from mlflow.models import Model, infer_signature
+
+    def save_model(path: str, **kwargs):
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+
+    flavor = types.SimpleNamespace(save_model=save_model, __name__="mlflow.keras",
+                                   FLAVOR_NAME="keras")
+    signature = infer_signature(input_example, np.asarray(model(input_example, training=False)))
+    return Model.log(artifact_path=None, name=name, flavor=flavor, model=model,
+                     signature=signature, input_example=input_example)
