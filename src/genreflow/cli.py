@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,12 +100,13 @@ def data_auto(
     dest: Annotated[Path, typer.Option(help="Where the raw audio goes.")] = Path("data"),
     gtzan_dir: Annotated[str | None, typer.Option(envvar="GTZAN_DIR",
                                                   help="Real GTZAN (folder, archive or URL).")] = None,
+    clips_per_genre: Annotated[int, typer.Option(help="Size of the synthetic fallback.")] = 20,
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
 ) -> None:
     """Use GTZAN_DIR when set, else the synthetic set (said loudly)."""
     from genreflow.data import prepare_default, track_with_dvc
 
-    prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log)
+    prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log, clips_per_genre=clips_per_genre)
     if dvc:
         track_with_dvc(dest, log=_log)
 
@@ -199,6 +201,59 @@ def train(model: Annotated[str, typer.Argument(help="cnn, inception or segcnn.")
     res = train_model(cfg, model, features_dir, bundle_dir=Path("models") / model,
                       report_dir=Path("reports/train") / model, max_epochs=max_epochs, log=_log)
     typer.echo(json.dumps({"run_id": res.run_id, **res.metrics}, indent=1))
+
+
+@app.command()
+@friendly
+def tune(params: Params = PARAMS_DEFAULT,
+         features_dir: Path = Path("artifacts/features"),
+         model: Annotated[str | None, typer.Option(help="Override tune.model.")] = None,
+         n_trials: Annotated[int | None, typer.Option(help="Override tune.n_trials.")] = None,
+         timeout: Annotated[float | None, typer.Option(help="Seconds; override tune.timeout.")]
+         = None,
+         out: Path = Path("reports/tune")) -> None:
+    """Optuna study over optimiser and learning rate; resumes a stored study."""
+    from genreflow.tune import tune as run_study
+
+    cfg = _cfg(params)
+    summary = run_study(cfg, features_dir, n_trials=n_trials, timeout=timeout, model=model,
+                        out_dir=out, log=_log)
+    typer.echo(json.dumps(summary, indent=1, default=str))
+
+
+@app.command()
+@friendly
+def register(params: Params = PARAMS_DEFAULT,
+             features_dir: Path = Path("artifacts/features"),
+             out: Path = Path("reports/register.json")) -> None:
+    """Register the best run (by validation) and move `champion` if it wins."""
+    from genreflow.register import register_best
+
+    cfg = _cfg(params)
+    d = register_best(cfg, features_dir, out=out, log=_log)
+    typer.echo(f"{cfg.register.model_name} v{d.version} is now @{d.alias}: {d.reason} "
+               f"(test track accuracy {d.test_track_accuracy:.3f})")
+
+
+@app.command()
+@friendly
+def predict(files: Annotated[list[Path], typer.Argument(help="Audio files, any format/length.")],
+            model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
+            = "models:/gtzan-genre-classifier@champion",
+            top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,
+            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            params: Params = PARAMS_DEFAULT) -> None:
+    """Predict the genre of local audio files (Fig. 12)."""
+    from genreflow.predict import format_table, predict_files
+
+    if params.exists():
+        from genreflow.config import load_config
+
+        os.environ.setdefault("MLFLOW_TRACKING_URI", load_config(params).tracking.resolved_uri())
+    results = predict_files(files, model_uri=model, top=top)
+    typer.echo(json.dumps(results, indent=1) if as_json else format_table(results))
+    if all("error" in r for r in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

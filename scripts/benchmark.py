@@ -1,0 +1,116 @@
+"""Benchmark (not a test): the paper's protocol on real GTZAN clips, several seeds.
+
+    python scripts/benchmark.py --gtzan ../shared/gtzan --genres blues,classical,jazz,rock \
+        --seeds 0,1,2 --models cnn,inception,segcnn --out benchmarks/results/four-genres
+
+For each seed: validate, a stratified balanced 80/9/10 split, features, then
+every model trained on the same split. Tracking goes to a store inside
+``--out`` (never the project's). Writes ``report.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    from genreflow.config import load_config
+    from genreflow.features import compute_features, write_features
+    from genreflow.split import make_split, write_split
+    from genreflow.train import train_model
+    from genreflow.validate import validate_dataset
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--gtzan", default=os.environ.get("GTZAN_DIR", "../shared/gtzan"))
+    ap.add_argument("--genres", default="blues,classical,jazz,rock",
+                    help="comma-separated, or 'all'")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--models", default="cnn,inception,segcnn")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--max-epochs", type=int, default=None)
+    ap.add_argument("--out", default="benchmarks/results/four-genres")
+    args = ap.parse_args()
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(args.params)
+    genres = "all" if args.genres == "all" else args.genres.split(",")
+    cfg.data = replace(cfg.data, dir=str(Path(args.gtzan).resolve()))
+    cfg.tracking = replace(cfg.tracking, uri=f"sqlite:///{out / 'mlflow.db'}",
+                           artifact_root=str(out / "mlruns"))
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    cfg.train = replace(cfg.train, experiment="benchmark")
+
+    t0 = time.perf_counter()
+    report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers)
+    print(f"validate: {report['n_ok']} usable clips in {time.perf_counter() - t0:.1f} s")
+    results: dict[str, list[dict]] = {m: [] for m in args.models.split(",")}
+    feature_times = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        cfg.split = replace(cfg.split, genres=genres, seed=seed, method="stratified")
+        cfg.train = replace(cfg.train, seed=seed)
+        manifest = make_split(report, cfg.split, cfg.data)
+        sdir = out / f"seed{seed}"
+        write_split(manifest, report, cfg.split, sdir / "split.csv", sdir)
+        t0 = time.perf_counter()
+        feats, classes, failed = compute_features(manifest, cfg.features)
+        feature_times.append((len(manifest), time.perf_counter() - t0))
+        write_features(feats, classes, failed, cfg.features, "gtzan", sdir / "features")
+        for model in results:
+            res = train_model(cfg, model, sdir / "features", bundle_dir=sdir / "models" / model,
+                              report_dir=sdir / "reports" / model, max_epochs=args.max_epochs,
+                              run_name=f"{model}-seed{seed}")
+            results[model].append({"seed": seed, **res.metrics, "run_id": res.run_id})
+            print(json.dumps(results[model][-1]))
+            (out / "report.json").write_text(json.dumps(_summary(args, results, feature_times,
+                                                                  classes), indent=1))
+    summary = _summary(args, results, feature_times, classes)
+    (out / "report.json").write_text(json.dumps(summary, indent=1))
+    (out / "report.md").write_text(_markdown(summary))
+    print(_markdown(summary))
+
+
+def _summary(args, results, feature_times, classes) -> dict:
+    def stats(vals: list[float]) -> dict:
+        return {"mean": statistics.mean(vals), "std": statistics.pstdev(vals),
+                "min": min(vals), "max": max(vals)} if vals else {}
+
+    n, secs = sum(f[0] for f in feature_times), sum(f[1] for f in feature_times)
+    return {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": vars(args),
+        "classes": classes,
+        "features_clips_per_second": n / secs if secs else None,
+        "models": {m: {"test_track_accuracy": stats([r["test_track_accuracy"] for r in rs]),
+                       "val_track_accuracy": stats([r["val_track_accuracy"] for r in rs]),
+                       "train_seconds": stats([r["train_seconds"] for r in rs]),
+                       "epochs": [r["epochs"] for r in rs], "runs": rs}
+                   for m, rs in results.items()},
+    }
+
+
+def _markdown(s: dict) -> str:
+    lines = [f"# Benchmark: {', '.join(s['classes'])}", "",
+             f"features: {s['features_clips_per_second']:.1f} clips/s", "",
+             "| model | test track accuracy (mean ± sd) | min-max | train time (s, mean) | epochs |",
+             "|---|---|---|---|---|"]
+    for m, r in s["models"].items():
+        if not r["test_track_accuracy"]:
+            continue
+        a, t = r["test_track_accuracy"], r["train_seconds"]
+        lines.append(f"| {m} | {a['mean']:.3f} ± {a['std']:.3f} | {a['min']:.3f}-{a['max']:.3f} "
+                     f"| {t['mean']:.0f} | {r['epochs']} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

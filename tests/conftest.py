@@ -1,0 +1,89 @@
+"""Shared fixtures: tiny synthetic audio and a tiny, fully prepared project in ``tmp_path``.
+
+Nothing here touches the network or the project's own tracking store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_GENRES = ["blues", "classical", "metal"]
+
+
+def write_tone(path: Path, seconds: float = 3.0, sr: int = 22050, freq: float = 220.0,
+               amp: float = 0.3, seed: int = 0, noise: float = 0.01) -> Path:
+    """A short tone plus a little noise, written in the format the suffix names."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = amp * np.sin(2 * np.pi * freq * t) + noise * rng.standard_normal(len(t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".ogg":  # libsndfile: write OGG in blocks
+        with sf.SoundFile(path, "w", sr, 1, format="OGG", subtype="VORBIS") as f:
+            for i in range(0, len(y), sr):
+                f.write(y[i:i + sr].astype(np.float32))
+    else:
+        sf.write(path, y.astype(np.float32), sr)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """3 synthetic genres x 8 clips x 4 s, made once per test session."""
+    from genreflow.data import synth
+
+    dest = tmp_path_factory.mktemp("tiny") / "data"
+    synth(dest, clips_per_genre=8, seconds=4.0, genres=TINY_GENRES, seed=0, log=lambda m: None)
+    return dest
+
+
+def tiny_config(root: Path, data_dir: Path):
+    """A config shrunk for tests: short clips and segments, 2 epochs, tracking in ``root``."""
+    from genreflow.config import Config
+
+    cfg = Config()
+    cfg.data = replace(cfg.data, dir=str(data_dir), genres=TINY_GENRES)
+    cfg.validate = replace(cfg.validate, min_seconds=1.0)
+    cfg.split = replace(cfg.split, ratios=[0.6, 0.2, 0.2])
+    cfg.features = replace(cfg.features, clip_seconds=4.0, segment_seconds=1.0, n_mels=32,
+                           n_fft=1024, workers=1)
+    small = dict(filters=[4, 8], dense=8)
+    cfg.train = replace(
+        cfg.train, max_epochs=2, patience=2, batch_size=8, experiment="test",
+        cnn=replace(cfg.train.cnn, **small), segcnn=replace(cfg.train.segcnn, **small),
+        inception=replace(cfg.train.inception, weights="none", image_size=75, dense=8))
+    cfg.tune = replace(cfg.tune, storage=f"sqlite:///{root / 'optuna.db'}", n_trials=2,
+                       max_epochs=2, study="test-study")
+    cfg.tracking = replace(cfg.tracking, uri=f"sqlite:///{root / 'mlflow.db'}",
+                           artifact_root=str(root / "mlruns"))
+    return cfg
+
+
+@pytest.fixture
+def tiny_project(tiny_data: Path, tmp_path: Path, monkeypatch):
+    """Validated, split and featurised tiny data; returns ``(cfg, features_dir)``.
+
+    The working directory is ``tmp_path`` and MLFLOW_TRACKING_URI is unset,
+    so every run lands in ``tmp_path/mlflow.db``.
+    """
+    from genreflow.features import compute_features, write_features
+    from genreflow.split import make_split
+    from genreflow.validate import validate_dataset
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tiny_config(tmp_path, tiny_data)
+    quiet = lambda m: None  # noqa: E731
+    report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet)
+    manifest = make_split(report, cfg.split, cfg.data, log=quiet)
+    feats, classes, failed = compute_features(manifest, cfg.features, log=quiet)
+    feat_dir = tmp_path / "features"
+    write_features(feats, classes, failed, cfg.features, "synthetic", feat_dir)
+    return cfg, feat_dir

@@ -1,0 +1,157 @@
+"""Contracts of the validate, split and features stages on small synthetic audio."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genreflow.config import Config, DataConfig, FeaturesConfig, SplitConfig, ValidateConfig
+from genreflow.features import compute_features, load_features, write_features
+from genreflow.split import SplitError, make_split, split_sizes, write_split
+from genreflow.validate import validate_dataset, write_report
+from tests_helpers import make_dataset
+
+quiet = lambda m: None  # noqa: E731
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path / "data", {"blues": 7, "metal": 6, "jazz": 5})
+
+
+def test_validate_reports_and_skips_corrupt_silent_short(dataset: Path, tmp_path: Path):
+    (dataset / "blues" / "blues.00090.wav").write_bytes(b"RIFF not really a wav file")
+    from conftest import write_tone
+
+    write_tone(dataset / "metal" / "metal.00091.wav", seconds=3.0, amp=0.0, noise=0.0)       # silent
+    write_tone(dataset / "jazz" / "jazz.00092.ogg", seconds=0.5)                   # too short
+    cfg = ValidateConfig(min_seconds=1.0)
+    messages: list[str] = []
+    report = validate_dataset(DataConfig(dir=str(dataset)), cfg, workers=1, log=messages.append)
+    status = {r["clip_id"]: r["status"] for r in report["clips"]}
+    assert status["blues.00090"] == "corrupt"
+    assert status["metal.00091"] == "silent"
+    assert status["jazz.00092"] == "too_short"
+    assert report["n_ok"] == 18 and report["n_files"] == 21
+    assert {e["clip_id"] for e in report["excluded"]} == {"blues.00090", "metal.00091",
+                                                          "jazz.00092"}
+    assert any("blues.00090" in m and "corrupt" in m for m in messages)
+    assert report["genres"]["blues"]["ok"] == 7
+    write_report(report, tmp_path / "rep")
+    assert json.loads((tmp_path / "rep" / "validate.json").read_text())["n_ok"] == 18
+    assert (tmp_path / "rep" / "validate_genres.png").stat().st_size > 1000
+
+
+def test_validate_names_missing_gtzan_clips(dataset: Path):
+    (dataset / "SOURCE.json").write_text(json.dumps({"source": "gtzan", "origin": "x"}))
+    report = validate_dataset(DataConfig(dir=str(dataset), genres=["blues"]), ValidateConfig(
+        min_seconds=1.0), workers=1, log=quiet)
+    assert len(report["missing"]) == 100 - 7
+    assert "blues.00099" in report["missing"] and "metal.00004" not in report["missing"]
+
+
+def _report(dataset: Path) -> dict:
+    return validate_dataset(DataConfig(dir=str(dataset)), ValidateConfig(min_seconds=1.0),
+                            workers=1, log=quiet)
+
+
+def test_split_sizes_match_paper():
+    assert split_sizes(99, [0.8, 0.09, 0.1]) == (80, 9, 10)
+    assert split_sizes(3, [0.8, 0.09, 0.1]) == (1, 1, 1)
+
+
+def test_split_balanced_by_track_and_seeded(dataset: Path):
+    report = _report(dataset)
+    data = DataConfig(dir=str(dataset), genres=["blues", "jazz", "metal"])
+    cfg = SplitConfig(ratios=[0.6, 0.2, 0.2], seed=3)
+    a = make_split(report, cfg, data, log=quiet)
+    b = make_split(report, cfg, data, log=quiet)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.groupby("genre").size().nunique() == 1  # balanced to the smallest (jazz: 5)
+    assert len(a) == 15
+    assert a["clip_id"].is_unique  # no track in two splits
+    assert set(a["split"]) == {"train", "val", "test"}
+    c = make_split(report, replace(cfg, seed=4), data, log=quiet)
+    assert not a.equals(c)
+
+
+def test_split_genre_subset_and_errors(dataset: Path):
+    report = _report(dataset)
+    data = DataConfig(dir=str(dataset))
+    m = make_split(report, SplitConfig(genres=["blues", "metal"], ratios=[0.6, 0.2, 0.2]), data,
+                   log=quiet)
+    assert set(m["genre"]) == {"blues", "metal"}
+    with pytest.raises(SplitError, match="pop"):
+        make_split(report, SplitConfig(genres=["blues", "pop"]), data, log=quiet)
+
+
+def test_fault_filtered_split_applied_exactly(tmp_path: Path):
+    from genreflow.split import fault_filtered_lists
+
+    lists = fault_filtered_lists()
+    def first(split: str, genre: str, n: int) -> list[str]:
+        return [c for c in lists[split] if c.startswith(genre)][:n]
+
+    picks = {s: first(s, "classical", 2) + first(s, "metal", 1) for s in ("train", "val", "test")}
+    ids = [cid for v in picks.values() for cid in v]
+    from conftest import write_tone
+
+    assert "metal.00004" not in {c for v in lists.values() for c in v}
+    for cid in ids + ["metal.00004"]:  # metal.00004 is a fault left out of the filtered lists
+        g = cid.split(".")[0]
+        write_tone(tmp_path / "d" / g / f"{cid}.wav", seconds=1.5)
+    report = validate_dataset(DataConfig(dir=str(tmp_path / "d")), ValidateConfig(min_seconds=1),
+                              workers=1, log=quiet)
+    genres = sorted({c.split(".")[0] for c in ids})
+    m = make_split(report, SplitConfig(method="fault_filtered"),
+                   DataConfig(dir=str(tmp_path / "d"), genres=genres), log=quiet)
+    got = {s: sorted(m[m["split"] == s]["clip_id"]) for s in ("train", "val", "test")}
+    assert got == {s: sorted(v) for s, v in picks.items()}
+    assert "metal.00004" not in set(m["clip_id"])
+
+
+def test_features_shapes_and_train_only_normaliser(dataset: Path, tmp_path: Path):
+    (dataset / "metal" / "metal.00050.wav").write_bytes(b"garbage")
+    report = _report(dataset)
+    data = DataConfig(dir=str(dataset))
+    manifest = make_split(report, SplitConfig(ratios=[0.6, 0.2, 0.2]), data, log=quiet)
+    write_split(manifest, report, SplitConfig(), tmp_path / "split.csv", tmp_path / "rep")
+    # a clip that breaks between validation and features is reported and skipped
+    broken = manifest[manifest["split"] == "train"].iloc[0]
+    Path(broken["path"]).write_bytes(b"broken later")
+    cfg = FeaturesConfig(clip_seconds=2.0, segment_seconds=0.5, n_mels=16, n_fft=512, workers=2)
+    feats, classes, failed = compute_features(manifest, cfg, log=quiet)
+    assert [f["clip_id"] for f in failed] == [broken["clip_id"]]
+    assert classes == sorted(set(manifest["genre"]))
+    assert feats["train"].x.shape[1:] == (16, cfg.clip_frames)
+    meta = write_features(feats, classes, failed, cfg, "synthetic", tmp_path / "f")
+    assert meta["data_source"] == "synthetic"
+    fs = load_features(tmp_path / "f")
+    train = fs.splits["train"].x
+    assert np.allclose(train.mean(axis=(0, 2)), 0, atol=1e-3)   # fitted on train ...
+    assert np.allclose(train.std(axis=(0, 2)), 1, atol=1e-2)
+    stats = json.loads((tmp_path / "f" / "stats.json").read_text())
+    raw_train = feats["train"].x.astype(np.float32)
+    assert np.allclose(stats["mean"], raw_train.mean(axis=(0, 2)), atol=1e-3)  # ... only
+    x, y, track = fs.segments("val")
+    assert x.shape[1:] == (16, cfg.segment_frames) and len(x) == len(y) == len(track)
+
+
+def test_config_errors_name_the_field(tmp_path: Path):
+    from genreflow.config import ConfigError, config_from_dict, load_config
+
+    with pytest.raises(ConfigError, match=r"split\.method"):
+        config_from_dict({"split": {"method": "random"}})
+    with pytest.raises(ConfigError, match=r"features\.n_mels: expected an integer"):
+        config_from_dict({"features": {"n_mels": "many"}})
+    with pytest.raises(ConfigError, match=r"train\.cnn\.learning_rate"):
+        config_from_dict({"train": {"cnn": {"learning_rate": -1.0}}})
+    with pytest.raises(ConfigError, match="unknown field"):
+        config_from_dict({"tune": {"n_trails": 3}})
+    real = load_config(Path(__file__).parents[2] / "params.yaml")
+    assert isinstance(real, Config)

@@ -1,0 +1,18 @@
+"""Small helpers shared by test modules (importable because tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import write_tone
+
+FREQS = {"blues": 110.0, "classical": 440.0, "metal": 880.0, "jazz": 220.0, "rock": 330.0}
+
+
+def make_dataset(root: Path, counts: dict[str, int], seconds: float = 2.0) -> Path:
+    """``root/<genre>/<genre>.000NN.wav`` tones, distinct per genre."""
+    for genre, n in counts.items():
+        for i in range(n):
+            write_tone(root / genre / f"{genre}.{i:05d}.wav", seconds=seconds,
+                       freq=FREQS.get(genre, 500.0) * (1 + 0.01 * i), seed=i)
+    return root
