@@ -17,7 +17,10 @@ from genreflow.features import FeatureSet, load_features
 from genreflow.inference import Preprocess, track_probabilities
 from genreflow.split import SPLITS
 
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_track_accuracy")
+# Keras log key -> MLflow metric drawn per epoch (the final, best-epoch track-level
+# numbers are logged separately as ``{split}_track_accuracy``).
+EPOCH_METRICS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "val_loss",
+                 "val_accuracy": "val_accuracy", "val_track_accuracy": "val_track_accuracy_epoch"}
 
 
 @dataclass
@@ -152,8 +155,14 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     import keras
     import mlflow
 
-    from genreflow.models import (build_cnn, build_inception, build_inception_top,
-                                  build_segcnn, compile_model, inception_base)
+    from genreflow.models import (
+        build_cnn,
+        build_inception,
+        build_inception_top,
+        build_segcnn,
+        compile_model,
+        inception_base,
+    )
 
     mcfg = replace(cfg.train.model(model_name), **overrides)  # re-validates the section
     tcfg = cfg.train
@@ -208,8 +217,8 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
             logs = dict(logs or {})
             logs["val_track_accuracy"] = val_track_accuracy()
             val_track_history.append(logs["val_track_accuracy"])
-            mlflow.log_metrics({k: float(v) for k, v in logs.items() if k in EPOCH_METRICS},
-                               step=epoch)
+            mlflow.log_metrics({EPOCH_METRICS[k]: float(v) for k, v in logs.items()
+                                if k in EPOCH_METRICS}, step=epoch)
             for cb in callbacks:
                 cb(epoch, logs)
 

@@ -1,0 +1,390 @@
+"""Stage ``tune``: an Optuna study over the training hyper-parameters, tracked in MLflow.
+
+Each invocation opens one MLflow *parent* run (``study-<name>``); every trial is a
+nested run made by :func:`genreflow.train.train_model` on the train/validation
+splits only (the test split is never evaluated here). The study lives in
+``tune.storage`` (SQLite by default, any RDB URL) and is resumed by name, so
+running the stage again adds trials to the same study.
+
+The search space is :data:`SEARCH_SPACE`: one suggester per
+:class:`~genreflow.config.ModelConfig` field. Nothing runs at import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genreflow.config import MODELS, OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
+
+OBJECTIVE_METRIC = "val_track_accuracy"
+Suggester = Callable[["optuna.Trial", TuneConfig], Any]
+
+#: Trial parameter -> how to draw it. Keys are :class:`ModelConfig` fields (they become
+#: ``train_model`` overrides); add e.g.
+#: ``"dropout": lambda trial, t: trial.suggest_float("dropout", 0.0, 0.5)``.
+SEARCH_SPACE: dict[str, Suggester] = {
+    "optimizer": lambda trial, t: trial.suggest_categorical("optimizer", list(t.optimizers)),
+    "learning_rate": lambda trial, t: trial.suggest_float(
+        "learning_rate", t.lr_min, t.lr_max, log=True),
+}
+
+
+def suggest(trial: optuna.Trial, tcfg: TuneConfig,
+            space: Mapping[str, Suggester] | None = None) -> dict[str, Any]:
+    """Draw one set of ``ModelConfig`` overrides for ``trial`` from the search space."""
+    space = SEARCH_SPACE if space is None else space
+    return {name: draw(trial, tcfg) for name, draw in space.items()}
+
+
+def study_name(cfg: Config, model: str | None = None) -> str:
+    """The stored study's name: ``<tune.study>-<model>`` (one study per model)."""
+    return f"{cfg.tune.study}-{model or cfg.tune.model}"
+
+
+def redact(storage: str) -> str:
+    """The storage URL with any password hidden (safe to log)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(storage).render_as_string(hide_password=True)
+    except Exception:  # not an RDB URL: nothing to hide that we know of
+        return storage
+
+
+def _check(tcfg: TuneConfig, model: str) -> None:
+    if model not in MODELS:
+        raise ConfigError(f"tune.model: expected one of {MODELS}, got {model!r}")
+    bad = [o for o in tcfg.optimizers if o not in OPTIMIZERS]
+    if not tcfg.optimizers or bad:
+        raise ConfigError(f"tune.optimizers: expected a non-empty list of {OPTIMIZERS}, "
+                          f"got {tcfg.optimizers}")
+    if not 0 < tcfg.lr_min <= tcfg.lr_max:
+        raise ConfigError(f"tune.lr_min/lr_max: expected 0 < lr_min <= lr_max, "
+                          f"got {tcfg.lr_min}, {tcfg.lr_max}")
+    if tcfg.max_epochs < 1:
+        raise ConfigError(f"tune.max_epochs: expected >= 1, got {tcfg.max_epochs}")
+
+
+def _storage_url(storage: str) -> str:
+    """Create the folder of a file-based SQLite storage if needed."""
+    prefix = "sqlite:///"
+    if storage.startswith(prefix) and storage[len(prefix):] not in ("", ":memory:"):
+        Path(storage[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+    return storage
+
+
+def load_study(cfg: Config, model: str | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Create or resume the study (maximising validation track accuracy).
+
+    The TPE sampler is seeded with ``tune.seed + <trials already stored>``: a
+    resumed study is reproducible and does not redraw its first trials' parameters.
+    """
+    import optuna
+
+    name = study_name(cfg, model)
+    study = optuna.create_study(
+        study_name=name, storage=_storage_url(cfg.tune.storage), load_if_exists=True,
+        direction="maximize",
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.tune.seed + len(study.trials),
+                                               n_startup_trials=5)
+    if "model" not in study.user_attrs:
+        study.set_user_attr("model", model or cfg.tune.model)
+        study.set_user_attr("metric", OBJECTIVE_METRIC)
+    return study
+
+
+def study_summary(cfg: Config, model: str | None = None,
+                  study: optuna.Study | None = None) -> dict[str, Any]:
+    """Best trial and trial counts of the stored study (what ``tune.json`` holds).
+
+    Reads the stored study without creating it (``KeyError`` if there is none).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    study = study or optuna.load_study(study_name=study_name(cfg, model),
+                                       storage=cfg.tune.storage)
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    out: dict[str, Any] = {
+        "study": study.study_name, "storage": redact(cfg.tune.storage),
+        "model": study.user_attrs.get("model", model or cfg.tune.model),
+        "metric": OBJECTIVE_METRIC, "n_trials": len(trials),
+        "n_complete": counts[TrialState.COMPLETE], "n_pruned": counts[TrialState.PRUNED],
+        "n_failed": counts[TrialState.FAIL], "best_value": None, "best_trial": None,
+        "best_params": {}, "best_run_id": None,
+    }
+    if counts[TrialState.COMPLETE]:
+        best = study.best_trial
+        out.update(best_value=best.value, best_trial=best.number, best_params=dict(best.params),
+                   best_run_id=best.user_attrs.get("mlflow_run_id"))
+    return out
+
+
+# ------------------------------------------------------------------------------ figures
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def plot_history(study: optuna.Study) -> Figure:
+    """Objective value per trial with the best-so-far line; pruned trials at their last report."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+    from optuna.trial import TrialState
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    done = _complete(study)
+    xs, ys = [t.number for t in done], [t.value for t in done]
+    ax.plot(xs, ys, "o", color="tab:blue", label="complete")
+    best, running = [], -math.inf
+    for y in ys:
+        running = max(running, y)
+        best.append(running)
+    if xs:
+        ax.step(xs, best, where="post", color="tab:red", label="best so far")
+    pruned = [t for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+              if t.intermediate_values]
+    if pruned:
+        ax.plot([t.number for t in pruned], [t.intermediate_values[t.last_step] for t in pruned],
+                "x", color="tab:gray", label="pruned (last report)")
+    ax.set(xlabel="trial", ylabel=OBJECTIVE_METRIC, title=f"Optimisation history: {study.study_name}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if xs or pruned:
+        ax.legend(loc="lower right")
+    return fig
+
+
+def plot_importances(study: optuna.Study) -> Figure:
+    """Hyper-parameter importances (Optuna's default fANOVA evaluator); raises if not computable."""
+    import optuna
+    from matplotlib.figure import Figure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = optuna.importance.get_param_importances(study)
+    if not imp:
+        raise ValueError("no parameter varies across the complete trials")
+    names = list(imp)[::-1]
+    fig = Figure(figsize=(6, 1.2 + 0.5 * len(names)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh(names, [imp[n] for n in names], color="tab:blue")
+    ax.set(xlabel="importance (fANOVA)", xlim=(0, 1),
+           title=f"Hyper-parameter importance on {OBJECTIVE_METRIC}")
+    return fig
+
+
+def plot_lr_by_optimizer(study: optuna.Study) -> Figure:
+    """Objective value against learning rate (log scale), one colour per optimiser."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for t in _complete(study):
+        if "learning_rate" in t.params:
+            groups.setdefault(str(t.params.get("optimizer", "?")), []).append(
+                (t.params["learning_rate"], t.value))
+    for opt in sorted(groups):
+        lr, val = zip(*groups[opt], strict=True)
+        ax.scatter(lr, val, label=opt, s=36, alpha=0.85)
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate", ylabel=OBJECTIVE_METRIC,
+           title="Learning rate vs optimiser (complete trials)")
+    ax.grid(alpha=0.3, which="both")
+    if groups:
+        ax.legend(title="optimizer", fontsize="small")
+    return fig
+
+
+def write_study_report(study: optuna.Study, out: Path, log: Callable[[str], None] = print,
+                       dpi: int = 100) -> list[Path]:
+    """Figures and ``trials.csv`` of ``study`` in ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    study.trials_dataframe().to_csv(out / "trials.csv", index=False)
+    files.append(out / "trials.csv")
+    plots = {"optimization_history.png": plot_history,
+             "param_importances.png": plot_importances,
+             "lr_vs_optimizer.png": plot_lr_by_optimizer}
+    for fname, plot in plots.items():
+        try:
+            fig = plot(study)
+        except Exception as exc:  # importances need >= 2 complete trials with varying params
+            note = f"{fname}: not drawn ({type(exc).__name__}: {exc})"
+            log(note)
+            (out / fname).unlink(missing_ok=True)
+            (out / fname).with_suffix(".txt").write_text(note + "\n")
+            files.append((out / fname).with_suffix(".txt"))
+            continue
+        (out / fname).with_suffix(".txt").unlink(missing_ok=True)
+        fig.savefig(out / fname, dpi=dpi, format="png")
+        files.append(out / fname)
+    return files
+
+
+# ---------------------------------------------------------------------------------- study
+def _child_run_id(client, experiment_id: str, parent_id: str, run_name: str) -> str | None:
+    """The nested run ``run_name`` under ``parent_id``, if ``train_model`` got to start it."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
+                      f"and attributes.run_name = '{run_name}'",
+        max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def tune(
+    cfg: Config,
+    features_dir: Path = Path("artifacts/features"),
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    model: str | None = None,
+    out_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    *,
+    pruner: optuna.pruners.BasePruner | None = None,
+    search_space: Mapping[str, Suggester] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the study for ``model`` and return its summary.
+
+    ``n_trials``/``timeout`` default to ``tune.n_trials``/``tune.timeout``. Each
+    trial trains on train, is pruned and scored on validation (best-epoch
+    ``val_track_accuracy``). Failed trials are recorded and the study goes on;
+    Ctrl-C leaves the interrupted trial FAIL and this invocation's parent run KILLED.
+    Writes ``out_dir/tune.json`` (plus figures and ``trials.csv``) when given.
+    """
+    import mlflow
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from genreflow import train
+    from genreflow.tracking import git_info, setup_mlflow
+
+    tcfg = cfg.tune
+    model = model or tcfg.model
+    _check(tcfg, model)
+    n_trials = tcfg.n_trials if n_trials is None else n_trials
+    timeout = tcfg.timeout if timeout is None else timeout
+    space = SEARCH_SPACE if search_space is None else search_space
+
+    prev_verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = load_study(cfg, model, pruner)
+    name = study.study_name
+    n_before = len(study.trials)
+    log(f"study {name} in {redact(tcfg.storage)}: {n_before} stored trial(s); "
+        f"running up to {n_trials} more" + (f" within {timeout:g} s" if timeout else ""))
+
+    exp_id = setup_mlflow(cfg.tracking, cfg.train.experiment)
+    client = MlflowClient()
+    params = {**flatten(asdict(tcfg), "tune."), "tune.model": model, "tune.n_trials": n_trials,
+              "tune.timeout": timeout, "tune.storage": redact(tcfg.storage),
+              "tune.search_space": ",".join(space), "features_dir": str(features_dir)}
+    parent = mlflow.start_run(
+        run_name=f"study-{name}", nested=mlflow.active_run() is not None,
+        tags={"optuna_study": name, "model": model, "role": "optuna_study",
+              "optuna_trials_before": str(n_before), **git_info()})
+    parent_id = parent.info.run_id
+    mlflow.log_params(params)
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = suggest(trial, tcfg, space)
+        run_name = f"trial-{trial.number}"
+        seen: dict[str, str] = {}
+
+        def pruning_cb(epoch: int, logs: dict) -> None:
+            active = mlflow.active_run()
+            if active is not None:
+                seen.setdefault("run_id", active.info.run_id)
+            trial.report(float(logs[OBJECTIVE_METRIC]), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"epoch {epoch}: {OBJECTIVE_METRIC}={logs[OBJECTIVE_METRIC]:.4f}")
+
+        def finish(state: str, run_id: str | None) -> None:
+            run_id = run_id or seen.get("run_id") or _child_run_id(client, exp_id, parent_id,
+                                                                   run_name)
+            if run_id is None:
+                return
+            trial.set_user_attr("mlflow_run_id", run_id)
+            for key, value in {"trial_state": state, "optuna_trial": str(trial.number),
+                               "optuna_study": name}.items():
+                client.set_tag(run_id, key, value)
+
+        log(f"{run_name}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in overrides.items()))
+        try:
+            result = train.train_model(
+                cfg, model, features_dir, overrides=overrides, max_epochs=tcfg.max_epochs,
+                callbacks=[pruning_cb], run_name=run_name, nested=True, evaluate_test=False,
+                log=log)
+        except optuna.TrialPruned:
+            finish("pruned", None)
+            log(f"{run_name}: pruned")
+            raise
+        except BaseException as exc:
+            finish("failed", None)
+            log(f"{run_name}: failed ({type(exc).__name__}: {exc})")
+            raise
+        value = float(result.metrics[OBJECTIVE_METRIC])
+        finish("complete", result.run_id)
+        log(f"{run_name}: {OBJECTIVE_METRIC}={value:.4f}")
+        return value
+
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                       gc_after_trial=True)
+        summary = study_summary(cfg, model, study)
+        summary["parent_run_id"] = parent_id
+        summary["trials_this_run"] = len(study.trials) - n_before
+        _log_parent(study, summary, out_dir, log)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:4000] if not interrupted
+                       else "interrupted")
+        mlflow.end_run("KILLED" if interrupted else "FAILED")
+        raise
+    finally:
+        optuna.logging.set_verbosity(prev_verbosity)
+    mlflow.end_run("FINISHED")
+    best = (f"best {OBJECTIVE_METRIC}={summary['best_value']:.4f} (trial {summary['best_trial']}"
+            f", {summary['best_params']})" if summary["best_value"] is not None
+            else "no complete trial yet")
+    log(f"study {name}: {summary['n_trials']} trial(s) — {summary['n_complete']} complete, "
+        f"{summary['n_pruned']} pruned, {summary['n_failed']} failed; {best}")
+    return summary
+
+
+def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | None,
+                log: Callable[[str], None]) -> None:
+    """Metrics, best parameters, figures, ``trials.csv`` and ``tune.json`` on the parent run."""
+    import mlflow
+
+    metrics = {k: float(summary[k]) for k in ("n_trials", "n_complete", "n_pruned", "n_failed")}
+    if summary["best_value"] is not None:
+        metrics["best_value"] = float(summary["best_value"])
+        mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
+        mlflow.set_tag("best_run_id", str(summary["best_run_id"]))
+    mlflow.log_metrics(metrics)
+    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="genreflow-tune-"))
+    write_study_report(study, out, log)
+    (out / "tune.json").write_text(json.dumps(summary, indent=1, default=str))
+    mlflow.log_artifacts(str(out), artifact_path="study")

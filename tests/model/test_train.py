@@ -1,0 +1,135 @@
+"""Model behaviour: every model trains on tiny data and its MLflow record is complete."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from genreflow.errors import GenreflowError
+from genreflow.inference import GenrePredictor
+from genreflow.train import evaluate_probs, train_model
+
+quiet = lambda m: None  # noqa: E731
+
+
+@pytest.mark.parametrize("model", ["cnn", "inception", "segcnn"])
+def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: str):
+    cfg, feat_dir = tiny_project
+    res = train_model(cfg, model, feat_dir, bundle_dir=tmp_path / "bundle",
+                      report_dir=tmp_path / "rep", log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    run = client.get_run(res.run_id)
+    assert run.info.status == "FINISHED"
+    p = run.data.params
+    assert p["model.optimizer"] and p["classes"] == "blues,classical,metal"
+    assert int(p["n_params"]) > 0 and p["input_shape"].startswith("32x")
+    assert run.data.tags["data_source"] == "synthetic" and run.data.tags["git_commit"]
+    for key in ("train_track_accuracy", "val_track_accuracy", "test_track_accuracy",
+                "test_track_loss"):
+        assert 0 <= run.data.metrics[key] <= max(1.0, run.data.metrics[key])
+    for metric in ("loss", "val_loss", "accuracy", "val_accuracy", "val_track_accuracy_epoch"):
+        assert len(client.get_metric_history(res.run_id, metric)) == 2  # one point per epoch
+    names = {a.path for a in client.list_artifacts(res.run_id, "reports")}
+    for f in ("learning_curves.png", "confusion_test.png", "confusion_val.json",
+              "confusion_train.json", "classification_report.json", "history.csv"):
+        assert f"reports/{f}" in names
+    assert run.inputs.dataset_inputs[0].dataset.name == "gtzan-synthetic"
+
+    import mlflow.keras
+
+    keras_model = mlflow.keras.load_model(f"runs:/{res.run_id}/model")
+    pred = GenrePredictor.from_bundle(tmp_path / "bundle")
+    x = np.zeros((1, *keras_model.input_shape[1:]), np.float32)
+    assert np.allclose(keras_model.predict(x, verbose=0), pred.model.predict(x, verbose=0),
+                       atol=1e-5)
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["run_id"] == res.run_id and metrics["data_source"] == "synthetic"
+
+
+def test_bad_parameter_ends_failed_with_reason(tiny_project):
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, cnn=replace(cfg.train.cnn, filters=[0]))
+    with pytest.raises(Exception):  # noqa: B017 - Keras raises ValueError for 0 filters
+        train_model(cfg, "cnn", feat_dir, log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_experiment_by_name("test")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert "filters" in runs[0].data.tags["error"] or "0" in runs[0].data.tags["error"]
+
+
+def test_interrupted_run_ends_killed_and_leaves_others(tiny_project):
+    cfg, feat_dir = tiny_project
+    first = train_model(cfg, "segcnn", feat_dir, log=quiet)
+
+    def interrupt(epoch, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cfg, "segcnn", feat_dir, callbacks=[interrupt], log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    status = {r.info.run_id: r.info.status for r in runs}
+    assert status[first.run_id] == "FINISHED"
+    assert sorted(status.values()) == ["FINISHED", "KILLED"]
+
+
+def test_inception_imagenet_offline_says_how_to_supply(tiny_project, monkeypatch, tmp_path):
+    import socket
+
+    from keras.src.applications import inception_v3
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(inception_v3, "WEIGHTS_PATH_NO_TOP", f"http://127.0.0.1:{port}/w.h5")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, inception=replace(cfg.train.inception, weights="imagenet"))
+    with pytest.raises(GenreflowError, match="train.inception.weights"):
+        train_model(cfg, "inception", feat_dir, log=quiet)
+    cfg.train = replace(cfg.train, inception=replace(cfg.train.inception,
+                                                     weights=str(tmp_path / "nope.h5")))
+    with pytest.raises(GenreflowError, match="does not exist"):
+        train_model(cfg, "inception", feat_dir, log=quiet)
+
+
+def test_inception_local_weights_file(tiny_project, tmp_path):
+    import keras
+
+    cfg, feat_dir = tiny_project
+    base = keras.applications.InceptionV3(include_top=False, weights=None,
+                                          input_shape=(75, 75, 3), pooling="avg")
+    path = tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    _legacy_h5(base, path)  # the format of Keras' published notop file
+    cfg.train = replace(cfg.train, inception=replace(cfg.train.inception, weights=str(path)))
+    res = train_model(cfg, "inception", feat_dir, log=quiet)
+    assert res.metrics["epochs"] == 2
+
+
+def _legacy_h5(model, path: Path) -> None:
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+
+
+def test_same_seed_same_metrics(tiny_project):
+    cfg, feat_dir = tiny_project
+    a = train_model(cfg, "cnn", feat_dir, log=quiet).metrics
+    b = train_model(cfg, "cnn", feat_dir, log=quiet).metrics
+    assert abs(a["val_track_loss"] - b["val_track_loss"]) < 1e-3
+
+
+def test_evaluate_probs_confusion_and_report():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    ev = evaluate_probs(probs, np.array([0, 1, 1]), ["a", "b"])
+    assert ev["confusion_matrix"] == [[1, 0], [1, 1]]
+    assert ev["accuracy"] == pytest.approx(2 / 3)
+    assert ev["per_genre_accuracy"] == {"a": 1.0, "b": 0.5}

@@ -1,0 +1,152 @@
+"""The Optuna study: resumable, one MLflow parent run per invocation, nested trial runs,
+pruning and failures recorded, the test split never touched. Real optuna, MLflow and Keras
+on the tiny project (2 epochs per trial)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+mlflow = pytest.importorskip("mlflow")
+
+quiet = lambda m: None  # noqa: E731
+
+
+def _runs(cfg) -> tuple[list, list]:
+    """(parent runs, nested trial runs) of the test experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(cfg.tracking.uri)
+    exp = client.get_experiment_by_name(cfg.train.experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("role") == "optuna_study"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def _study(cfg):
+    from genreflow.tune import study_name
+
+    return optuna.load_study(study_name=study_name(cfg), storage=cfg.tune.storage)
+
+
+def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path: Path):
+    from mlflow.tracking import MlflowClient
+
+    from genreflow.tune import study_summary, tune
+
+    cfg, feat_dir = tiny_project
+    out = tmp_path / "reports" / "tune"
+    first = tune(cfg, feat_dir, out_dir=out, log=quiet)  # tune.n_trials == 2
+    assert first["n_trials"] == 2 and first["trials_this_run"] == 2
+    second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=quiet)
+    assert second["study"] == first["study"] == "test-study-segcnn"
+    assert second["n_trials"] == 3 and second["trials_this_run"] == 1
+
+    study = _study(cfg)
+    assert len(study.trials) == 3
+    states = {t.state for t in study.trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert second["n_complete"] >= 1 and second["best_value"] is not None
+    assert set(second["best_params"]) == {"optimizer", "learning_rate"}
+    for t in study.trials:
+        assert t.params["optimizer"] in cfg.tune.optimizers
+        assert cfg.tune.lr_min <= t.params["learning_rate"] <= cfg.tune.lr_max
+
+    # tune.json for DVC, and study_summary reads the same stored study
+    saved = json.loads((out / "tune.json").read_text())
+    assert saved["n_trials"] == 3 and saved["best_run_id"] == second["best_run_id"]
+    assert study_summary(cfg)["best_value"] == pytest.approx(second["best_value"])
+
+    client = MlflowClient(cfg.tracking.uri)
+    parents, children = _runs(cfg)
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    assert {p.data.tags["optuna_study"] for p in parents} == {"test-study-segcnn"}
+    assert len(children) == 3
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {p.info.run_id
+                                                                     for p in parents}
+    by_id = {c.info.run_id: c for c in children}
+    for t in study.trials:
+        run = by_id[t.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["optuna_trial"] == str(t.number)
+        assert run.data.tags["optuna_study"] == "test-study-segcnn"
+        assert run.data.tags["trial_state"] == t.state.name.lower()
+        assert run.data.params["model.optimizer"] == t.params["optimizer"]
+        assert float(run.data.params["model.learning_rate"]) == pytest.approx(
+            t.params["learning_rate"])
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
+        # the study never looks at the test split
+        assert not any(k.startswith("test_") for k in run.data.metrics)
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert run.data.metrics["val_track_accuracy"] == pytest.approx(t.value)
+
+    last = max(parents, key=lambda r: r.info.start_time)
+    assert last.data.metrics["n_trials"] == 3
+    assert last.data.params["best_optimizer"] == second["best_params"]["optimizer"]
+    arts = {Path(a.path).name for a in client.list_artifacts(last.info.run_id, "study")}
+    assert {"optimization_history.png", "lr_vs_optimizer.png", "trials.csv",
+            "tune.json"} <= arts
+    # importances: a figure, or a note saying why not (fANOVA needs >= 2 complete trials)
+    assert {"param_importances.png", "param_importances.txt"} & arts
+
+
+def test_pruned_and_failed_trials_are_recorded(tiny_project):
+    from genreflow.tune import SEARCH_SPACE, tune
+
+    cfg, feat_dir = tiny_project
+    # every report is below 1.1: pruned at the first epoch
+    pruned = tune(cfg, feat_dir, n_trials=1, log=quiet,
+                  pruner=optuna.pruners.ThresholdPruner(lower=1.1))
+    assert pruned["n_pruned"] == 1 and pruned["best_value"] is None
+    # an invalid optimiser makes train_model raise: FAIL, and the study goes on
+    bogus = {**SEARCH_SPACE, "optimizer": lambda trial, t: "bogus"}
+    failed = tune(cfg, feat_dir, n_trials=2, log=quiet, search_space=bogus)
+    assert failed["n_failed"] == 2 and failed["n_trials"] == 3
+
+    states = [t.state for t in _study(cfg).trials]
+    assert states == [optuna.trial.TrialState.PRUNED] + [optuna.trial.TrialState.FAIL] * 2
+    parents, children = _runs(cfg)
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    tags = sorted((c.data.tags["optuna_trial"], c.data.tags["trial_state"], c.info.status)
+                  for c in children)
+    assert tags == [("0", "pruned", "FINISHED"), ("1", "failed", "FAILED"),
+                    ("2", "failed", "FAILED")]
+    assert all(c.data.tags.get("error", "").startswith("ConfigError") for c in children
+               if c.info.status == "FAILED")
+
+
+def test_interrupt_leaves_study_and_parent_run_consistent(tiny_project, monkeypatch):
+    from genreflow import train
+    from genreflow.tune import tune
+
+    cfg, feat_dir = tiny_project
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune(cfg, feat_dir, n_trials=3, log=quiet)
+    assert mlflow.active_run() is None
+    assert [t.state for t in _study(cfg).trials] == [optuna.trial.TrialState.FAIL]
+    parents, _ = _runs(cfg)
+    assert [p.info.status for p in parents] == ["KILLED"]
+    assert parents[0].data.tags["error"] == "interrupted"
+
+
+def test_bad_tune_section_is_rejected_before_any_run(tiny_project):
+    from dataclasses import replace
+
+    from genreflow.config import ConfigError
+    from genreflow.tune import tune
+
+    cfg, feat_dir = tiny_project
+    cfg.tune = replace(cfg.tune, optimizers=["adam", "nope"])
+    with pytest.raises(ConfigError, match="tune.optimizers"):
+        tune(cfg, feat_dir, log=quiet)
+    cfg.tune = replace(cfg.tune, optimizers=["adam"], lr_min=0.1, lr_max=0.01)
+    with pytest.raises(ConfigError, match="lr_min"):
+        tune(cfg, feat_dir, log=quiet)
