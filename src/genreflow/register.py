@@ -79,6 +79,7 @@ def register_best(
     import mlflow.keras
     from mlflow import MlflowClient
 
+    import genreflow.models  # noqa: F401  (registers the custom Keras layers)
     from genreflow.serve import log_audio_model
     from genreflow.tracking import data_digest, setup_mlflow
 
@@ -95,9 +96,9 @@ def register_best(
     bundle = Path(tempfile.mkdtemp(prefix="genreflow-bundle-"))
     model = mlflow.keras.load_model(f"runs:/{run_id}/model")
     model.save(bundle / BUNDLE_MODEL)
-    mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"bundle/{BUNDLE_META}",
-                                        dst_path=str(bundle / "dl"))
-    (bundle / "dl" / "bundle" / BUNDLE_META).replace(bundle / BUNDLE_META)
+    meta = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"bundle/{BUNDLE_META}", dst_path=str(bundle / "dl"))
+    Path(meta).replace(bundle / BUNDLE_META)
 
     test = fs.splits["test"]
     probs = track_probabilities(model, test.x, kind, fs.cfg)
