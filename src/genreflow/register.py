@@ -37,7 +37,7 @@ def decide(new_val: float, champion_val: float | None) -> tuple[str, str]:
     """Champion/challenger rule on the validation metric (strictly better wins)."""
     if champion_val is None:
         return "champion", "there was no champion yet"
-    if new_val > champion_val:
+    if new_val > champion_val + 1e-9:
         return "champion", f"validation {new_val:.4f} beats the champion's {champion_val:.4f}"
     return "challenger", (f"validation {new_val:.4f} does not beat the champion's "
                           f"{champion_val:.4f}")
@@ -126,7 +126,7 @@ def register_best(
     except mlflow.exceptions.MlflowException:
         pass
     mv = mlflow.register_model(info.model_uri, name, tags={
-        metric: f"{val:.6f}", "test_track_accuracy": f"{test_eval['accuracy']:.6f}",
+        metric: repr(val), "test_track_accuracy": repr(test_eval["accuracy"]),
         "data_digest": digest, "data_source": fs.meta["data_source"],
         "git_commit": run.data.tags.get("git_commit", "unknown"), "model_kind": kind,
         "run_id": run_id})
