@@ -16,3 +16,14 @@ def make_dataset(root: Path, counts: dict[str, int], seconds: float = 2.0) -> Pa
             write_tone(root / genre / f"{genre}.{i:05d}.wav", seconds=seconds,
                        freq=FREQS.get(genre, 500.0) * (1 + 0.01 * i), seed=i)
     return root
+
+
+class Logs(list):
+    """A ``log`` callable that keeps the messages."""
+
+    def __call__(self, msg: str) -> None:
+        self.append(msg)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self)

@@ -77,5 +77,10 @@ def log_keras_model(model, input_example, name: str = "model"):
     flavor = types.SimpleNamespace(save_model=save_model, __name__="mlflow.keras",
                                    FLAVOR_NAME="keras")
     signature = infer_signature(input_example, np.asarray(model(input_example, training=False)))
+    from genreflow.serve import pip_requirements
+
+    # Explicit requirements: MLflow would otherwise load the model in a fresh
+    # interpreter to infer them, about 10 s per logged model.
     return Model.log(artifact_path=None, name=name, flavor=flavor, model=model,
-                     signature=signature, input_example=input_example)
+                     signature=signature, input_example=input_example,
+                     pip_requirements=pip_requirements())

@@ -21,6 +21,7 @@ import soundfile as sf
 
 from genreflow.audio import SOURCE_FILE, decode, find_clips
 from genreflow.data import DataError, get_data
+from tests_helpers import Logs
 
 SR = 8000
 
@@ -48,15 +49,6 @@ def make_tree(root: Path, spec: dict[str, list[str]]) -> Path:
         for i, ext in enumerate(exts):
             _write(root / genre / f"{genre}.{i:05d}.{ext}")
     return root
-
-
-class Logs(list):
-    def __call__(self, msg: str) -> None:
-        self.append(msg)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self)
 
 
 def test_folder_source_copies_all_formats(tmp_path: Path) -> None:

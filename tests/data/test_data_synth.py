@@ -15,15 +15,7 @@ import soundfile as sf
 from genreflow.audio import SOURCE_FILE, decode, find_clips
 from genreflow.config import GTZAN_GENRES
 from genreflow.data import DataError, prepare_default, synth, track_with_dvc
-
-
-class Logs(list):
-    def __call__(self, msg: str) -> None:
-        self.append(msg)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self)
+from tests_helpers import Logs
 
 
 def _files(root: Path) -> dict[str, bytes]:
