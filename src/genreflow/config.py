@@ -130,7 +130,7 @@ class TrainConfig:
     experiment: str = "genreflow"
     cnn: ModelConfig = field(default_factory=ModelConfig)
     inception: ModelConfig = field(
-        default_factory=lambda: ModelConfig(learning_rate=1e-4, weights="imagenet", dense=256)
+        default_factory=lambda: ModelConfig(learning_rate=1e-4, weights="none", dense=256)
     )
     segcnn: ModelConfig = field(
         default_factory=lambda: ModelConfig(
