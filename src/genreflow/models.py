@@ -165,10 +165,18 @@ def build_inception(input_shape: tuple[int, int], n_classes: int, cfg: ModelConf
     return keras.Model(inp, out, name="inception")
 
 
-def build_inception_top(n_features: int, n_classes: int, cfg: ModelConfig) -> keras.Model:
-    """The new top trained on cached InceptionV3 embeddings."""
+def build_inception_top(n_features: int, n_classes: int, cfg: ModelConfig,
+                        train_embeddings=None) -> keras.Model:
+    """The new top trained on cached InceptionV3 embeddings.
+
+    The embeddings are standardised with statistics of the training split
+    (a frozen base without ImageNet weights gives features of about 1e-4).
+    """
     inp = keras.Input(shape=(n_features,), name="embedding")
-    x = layers.Dropout(cfg.dropout)(inp)
+    norm = layers.Normalization(name="embedding_norm")
+    if train_embeddings is not None and len(train_embeddings):
+        norm.adapt(train_embeddings)
+    x = layers.Dropout(cfg.dropout)(norm(inp))
     x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
     x = layers.Dropout(cfg.dropout)(x)
     out = layers.Dense(n_classes, activation="softmax", name="genre")(x)

@@ -184,7 +184,8 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     if model_name == "inception":
         base = inception_base(mcfg)
         embeddings = _inception_embeddings(fs, mcfg, base, Path(features_dir) / "cache", log)
-        net = build_inception_top(embeddings["train"].shape[1], len(fs.classes), mcfg)
+        net = build_inception_top(embeddings["train"].shape[1], len(fs.classes), mcfg,
+                                  train_embeddings=embeddings["train"])
         input_shape = (n_mels, feat.clip_frames)
     elif model_name == "segcnn":
         input_shape = (n_mels, feat.segment_frames)
