@@ -127,6 +127,7 @@ class TrainConfig:
     batch_size: int = 32
     max_epochs: int = 500
     patience: int = 15
+    min_delta: float = 1e-3
     experiment: str = "genreflow"
     cnn: ModelConfig = field(default_factory=ModelConfig)
     inception: ModelConfig = field(

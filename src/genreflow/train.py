@@ -172,7 +172,8 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     keras.utils.set_random_seed(tcfg.seed)
 
     params = {**flatten(asdict(mcfg), "model."), "model.name": model_name,
-              "batch_size": tcfg.batch_size, "max_epochs": epochs, "patience": tcfg.patience,
+              "batch_size": tcfg.batch_size, "max_epochs": epochs,
+              "patience": tcfg.patience, "min_delta": tcfg.min_delta,
               "seed": tcfg.seed, **flatten(asdict(feat), "features."),
               "classes": ",".join(fs.classes), "n_classes": len(fs.classes),
               **{f"n_{s}_tracks": len(fs.splits[s].y) for s in SPLITS}}
@@ -225,7 +226,7 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
                 cb(epoch, logs)
 
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg.patience,
-                                            restore_best_weights=True)
+                                            min_delta=tcfg.min_delta, restore_best_weights=True)
     t0 = time.perf_counter()
     hist = net.fit(arrays["train"][0], arrays["train"][1],
                    validation_data=arrays["val"], epochs=epochs, batch_size=tcfg.batch_size,
