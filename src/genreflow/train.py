@@ -238,7 +238,7 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     model = full_model()
     metrics: dict[str, float] = {"train_seconds": round(train_seconds, 2),
                                  "epochs": len(history.get("loss", [])),
-                                 "best_epoch": int(np.argmin(history["val_loss"])) + 1}
+                                 "best_epoch": int(stopper.best_epoch) + 1}  # the restored weights
     evals = {}
     for s in SPLITS:
         if s == "test" and not evaluate_test:
