@@ -184,7 +184,9 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     embeddings = None
     if model_name == "inception":
         base = inception_base(mcfg)
-        embeddings = _inception_embeddings(fs, mcfg, base, Path(features_dir) / "cache", log)
+        # The cache sits beside (not inside) the features stage output, which DVC hashes.
+        cache = Path(features_dir).resolve().parent / "cache"
+        embeddings = _inception_embeddings(fs, mcfg, base, cache, log)
         net = build_inception_top(embeddings["train"].shape[1], len(fs.classes), mcfg,
                                   train_embeddings=embeddings["train"])
         input_shape = (n_mels, feat.clip_frames)

@@ -21,8 +21,9 @@ TINY = {
     "features": {"clip_seconds": 4.0, "segment_seconds": 1.0, "n_mels": 32, "n_fft": 1024,
                  "workers": 1},
     "figures": {"clips": ["blues.00000"], "dpi": 50},
-    "train": {"models": ["cnn", "segcnn"], "max_epochs": 2, "patience": 2, "batch_size": 8,
-              "cnn": {"filters": [4, 8], "dense": 8}, "segcnn": {"filters": [4, 8], "dense": 8}},
+    "train": {"models": ["cnn", "inception", "segcnn"], "max_epochs": 2, "patience": 2, "batch_size": 8,
+              "cnn": {"filters": [4, 8], "dense": 8}, "segcnn": {"filters": [4, 8], "dense": 8},
+              "inception": {"weights": "none", "image_size": 75, "dense": 8}},
     "tune": {"n_trials": 1, "max_epochs": 1},
 }
 
@@ -77,7 +78,8 @@ def test_dvc_repro_end_to_end_then_up_to_date_then_selective(tmp_path: Path):
     assert "figures" in changed and "train@" not in changed and "features" not in changed
     third = _run([sys.executable, "-m", "dvc", "repro"], repo)
     assert "Running stage 'figures'" in third
-    for stage in ("validate", "split", "features", "train@cnn", "train@segcnn", "tune"):
+    for stage in ("validate", "split", "features", "train@cnn", "train@inception",
+                  "train@segcnn", "tune"):
         assert f"Running stage '{stage}'" not in third
 
     metrics = _run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], repo)
