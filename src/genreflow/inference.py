@@ -22,6 +22,12 @@ BUNDLE_MODEL = "model.keras"
 BUNDLE_META = "preprocess.json"
 
 
+def forward(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Softmax outputs of ``model`` for ``x`` in batches (a direct call: no ``predict`` overhead)."""
+    return np.concatenate([np.asarray(model(x[i:i + batch], training=False))
+                           for i in range(0, len(x), batch)])
+
+
 def windows(spec: np.ndarray, kind: str, feat: FeaturesConfig) -> np.ndarray:
     """Model inputs for one normalised log-mel ``(n_mels, frames)``: ``(n, n_mels, w, 1)``.
 
@@ -88,15 +94,9 @@ class GenrePredictor:
         model = keras.saving.load_model(bundle / BUNDLE_MODEL)
         return cls(model, Preprocess.load(bundle / BUNDLE_META))
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        out = []
-        for i in range(0, len(x), 64):
-            out.append(np.asarray(self.model(x[i:i + 64], training=False)))
-        return np.concatenate(out)
-
     def probs_from_spec(self, spec_norm: np.ndarray) -> np.ndarray:
         """Track probabilities from a normalised log-mel: the mean over its windows."""
-        return self._forward(windows(spec_norm, self.pre.kind, self.feat)).mean(axis=0)
+        return forward(self.model, windows(spec_norm, self.pre.kind, self.feat)).mean(axis=0)
 
     def probs_from_audio(self, y: np.ndarray) -> np.ndarray:
         """Track probabilities from a mono signal at ``feat.sample_rate``."""
@@ -111,11 +111,10 @@ class GenrePredictor:
 
 def track_probabilities(model, x_clips: np.ndarray, kind: str, feat: FeaturesConfig) -> np.ndarray:
     """Track-level probabilities for normalised clip log-mels ``(n, n_mels, frames)``."""
-    pred = GenrePredictor(model, Preprocess(kind, [], asdict(feat), {}, ""))
     if len(x_clips) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
     per_track = [windows(x, kind, feat) for x in x_clips]
     counts = [len(w) for w in per_track]
-    probs = pred._forward(np.concatenate(per_track))
+    probs = forward(model, np.concatenate(per_track))
     bounds = np.cumsum([0, *counts])
     return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])

@@ -198,9 +198,8 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
         net = build_cnn(input_shape, len(fs.classes), mcfg)
     compile_model(net, mcfg)
 
-    def full_model():
-        return (build_inception(input_shape, len(fs.classes), mcfg, base=base, top=net)
-                if model_name == "inception" else net)
+    model = (build_inception(input_shape, len(fs.classes), mcfg, base=base, top=net)
+             if model_name == "inception" else net)  # what is saved, logged and served
 
     arrays = _fit_arrays(fs, model_name, embeddings)
     xv_clips = fs.splits["val"].x
@@ -212,7 +211,7 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
             probs = track_probabilities(net, xv_clips, model_name, feat)
         return float((probs.argmax(1) == fs.splits["val"].y).mean())
 
-    mlflow.log_params({"n_params": int(full_model().count_params()),
+    mlflow.log_params({"n_params": int(model.count_params()),
                        "input_shape": "x".join(map(str, input_shape))})
 
     val_track_history: list[float] = []
@@ -237,7 +236,6 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     history["val_track_accuracy"] = val_track_history
 
-    model = full_model()
     metrics: dict[str, float] = {"train_seconds": round(train_seconds, 2),
                                  "epochs": len(history.get("loss", [])),
                                  "best_epoch": int(stopper.best_epoch) + 1}  # the restored weights
