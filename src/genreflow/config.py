@@ -112,12 +112,20 @@ class ModelConfig:
     weights: str = "none"
     image_size: int = 139
     spec_augment: bool = False
+    crops_per_clip: int = 0      # segcnn: random segments per clip and epoch (0 = all fixed ones)
+    lr_plateau: int = 0          # epochs without val_loss gain before the lr is cut (0 = never)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate: expected a positive number, got {self.learning_rate}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout}")
+        for name in ("crops_per_clip", "lr_plateau"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}: expected a whole number >= 0, got {value!r}")
 
 
 @dataclass
@@ -135,7 +143,8 @@ class TrainConfig:
     )
     segcnn: ModelConfig = field(
         default_factory=lambda: ModelConfig(
-            optimizer="adam", filters=[16, 32, 64, 128], spec_augment=True
+            optimizer="adam", filters=[16, 32, 64, 128], dropout=0.5, spec_augment=True,
+            crops_per_clip=6, lr_plateau=3,
         )
     )
 

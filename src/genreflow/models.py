@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from genreflow.config import ModelConfig
@@ -83,6 +84,42 @@ class SpecAugment(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "freq_mask": self.freq_mask, "time_mask": self.time_mask}
+
+
+class RandomCrops(keras.utils.PyDataset):
+    """Training batches of random ``width``-frame crops, ``per_clip`` per clip and epoch.
+
+    Every epoch draws new crop positions (seeded), so the segment model sees
+    fresh windows each time at a fraction of the cost of all overlapping ones.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, width: int, per_clip: int,
+                 batch_size: int, seed: int):
+        super().__init__()
+        if x.shape[-1] < width:
+            raise GenreflowError(f"clips of {x.shape[-1]} frames are shorter than a "
+                                 f"{width}-frame segment")
+        self.x, self.y, self.width, self.per_clip = x, y, width, per_clip
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self._draw()
+
+    def _draw(self) -> None:
+        self.clip = np.repeat(np.arange(len(self.x)), self.per_clip)
+        self.rng.shuffle(self.clip)
+        self.start = self.rng.integers(0, self.x.shape[-1] - self.width + 1, len(self.clip))
+
+    def __len__(self) -> int:
+        return -(-len(self.clip) // self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        clips, starts = self.clip[sl], self.start[sl]
+        x = np.stack([self.x[c, :, t:t + self.width] for c, t in zip(clips, starts, strict=True)])
+        return x[..., None].astype(np.float32), self.y[clips]
+
+    def on_epoch_end(self) -> None:
+        self._draw()
 
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: ModelConfig) -> keras.Model:

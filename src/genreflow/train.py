@@ -21,7 +21,8 @@ from genreflow.split import SPLITS
 # Keras log key -> MLflow metric drawn per epoch (the final, best-epoch track-level
 # numbers are logged separately as ``{split}_track_accuracy``).
 EPOCH_METRICS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "val_loss",
-                 "val_accuracy": "val_accuracy", "val_track_accuracy": "val_track_accuracy_epoch"}
+                 "val_accuracy": "val_accuracy", "val_track_accuracy": "val_track_accuracy_epoch",
+                 "learning_rate": "learning_rate"}
 
 
 @dataclass
@@ -89,18 +90,26 @@ def _inception_embeddings(fs: FeatureSet, mcfg: ModelConfig, base, cache_dir: Pa
     return out
 
 
-def _fit_arrays(fs: FeatureSet, kind: str, embeddings: dict | None):
-    """(x, y) per split as the network is fitted on them."""
-    arrays = {}
-    for s in SPLITS:
+def _fit_data(fs: FeatureSet, kind: str, mcfg: ModelConfig, embeddings: dict | None,
+              batch_size: int, seed: int) -> tuple[dict, tuple]:
+    """What ``fit`` reads: ``(fit kwargs for the training data, validation (x, y))``."""
+    from genreflow.models import RandomCrops
+
+    def xy(split: str) -> tuple[np.ndarray, np.ndarray]:
         if kind == "segcnn":
-            x, y, _ = fs.segments(s)
-            arrays[s] = (x[..., None], y)
-        elif kind == "inception":
-            arrays[s] = (embeddings[s], fs.splits[s].y)
-        else:
-            arrays[s] = (fs.splits[s].x[..., None], fs.splits[s].y)
-    return arrays
+            x, y, _ = fs.segments(split)
+            return x[..., None], y
+        if kind == "inception":
+            return embeddings[split], fs.splits[split].y
+        return fs.splits[split].x[..., None], fs.splits[split].y
+
+    if kind == "segcnn" and mcfg.crops_per_clip:
+        train = {"x": RandomCrops(fs.splits["train"].x, fs.splits["train"].y,
+                                  fs.cfg.segment_frames, mcfg.crops_per_clip, batch_size, seed)}
+    else:
+        x, y = xy("train")
+        train = {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
+    return train, xy("val")
 
 
 # ---------------------------------------------------------------------------- training
@@ -201,7 +210,7 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     model = (build_inception(input_shape, len(fs.classes), mcfg, base=base, top=net)
              if model_name == "inception" else net)  # what is saved, logged and served
 
-    arrays = _fit_arrays(fs, model_name, embeddings)
+    train_data, val_data = _fit_data(fs, model_name, mcfg, embeddings, tcfg.batch_size, tcfg.seed)
     xv_clips = fs.splits["val"].x
 
     def val_track_accuracy() -> float:
@@ -228,10 +237,13 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
 
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg.patience,
                                             min_delta=tcfg.min_delta, restore_best_weights=True)
+    fit_callbacks = [stopper, EpochLogger()]
+    if mcfg.lr_plateau:
+        fit_callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.3, patience=mcfg.lr_plateau, min_delta=tcfg.min_delta))
     t0 = time.perf_counter()
-    hist = net.fit(arrays["train"][0], arrays["train"][1],
-                   validation_data=arrays["val"], epochs=epochs, batch_size=tcfg.batch_size,
-                   shuffle=True, verbose=2, callbacks=[stopper, EpochLogger()])
+    hist = net.fit(**train_data, validation_data=val_data, epochs=epochs, verbose=2,
+                   callbacks=fit_callbacks)
     train_seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     history["val_track_accuracy"] = val_track_history

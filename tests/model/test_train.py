@@ -133,3 +133,44 @@ def test_evaluate_probs_confusion_and_report():
     assert ev["confusion_matrix"] == [[1, 0], [1, 1]]
     assert ev["accuracy"] == pytest.approx(2 / 3)
     assert ev["per_genre_accuracy"] == {"a": 1.0, "b": 0.5}
+
+
+def test_random_crops_are_seeded_labelled_and_redrawn_each_epoch():
+    from genreflow.models import RandomCrops
+
+    x = np.stack([np.tile(np.arange(50, dtype=np.float16) + 100 * i, (4, 1)) for i in range(3)])
+    y = np.array([0, 1, 2])
+    a = RandomCrops(x, y, width=10, per_clip=4, batch_size=5, seed=1)
+    assert len(a) == 3  # 12 crops in batches of 5
+    xb, yb = a[0]
+    assert xb.shape == (5, 4, 10, 1) and xb.dtype == np.float32
+    for crop, label in zip(xb[..., 0], yb, strict=True):
+        start = crop[0, 0] - 100 * label  # every crop comes from its own clip, contiguous
+        assert 0 <= start <= 40 and np.array_equal(crop[0], np.arange(10) + 100 * label + start)
+    b = RandomCrops(x, y, width=10, per_clip=4, batch_size=5, seed=1)
+    assert np.array_equal(b[0][0], xb)  # same seed, same crops
+    first = np.concatenate([a[i][0] for i in range(len(a))])
+    a.on_epoch_end()
+    second = np.concatenate([a[i][0] for i in range(len(a))])
+    assert not np.array_equal(first, second)  # new windows every epoch
+    with pytest.raises(GenreflowError, match="shorter than a 60-frame segment"):
+        RandomCrops(x, y, width=60, per_clip=1, batch_size=5, seed=1)
+
+
+def test_segcnn_without_crops_and_lr_plateau(tiny_project):
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, max_epochs=3, patience=3, min_delta=10.0)  # no epoch improves
+    res = train_model(cfg, "segcnn", feat_dir, overrides={"crops_per_clip": 0, "lr_plateau": 1},
+                      log=quiet)
+    lrs = [m.value for m in MlflowClient(cfg.tracking.uri).get_metric_history(
+        res.run_id, "learning_rate")]
+    assert len(lrs) == 3 and lrs[-1] < lrs[0]  # the plateau callback cut the rate
+
+
+@pytest.mark.parametrize("field,value", [("crops_per_clip", -1), ("lr_plateau", 1.5),
+                                         ("dropout", 1.0)])
+def test_model_config_rejects_bad_values(field, value):
+    from genreflow.config import ConfigError, ModelConfig
+
+    with pytest.raises(ConfigError, match=field):
+        ModelConfig(**{field: value})
