@@ -150,3 +150,38 @@ def test_bad_tune_section_is_rejected_before_any_run(tiny_project):
     cfg.tune = replace(cfg.tune, optimizers=["adam"], lr_min=0.1, lr_max=0.01)
     with pytest.raises(ConfigError, match="lr_min"):
         tune(cfg, feat_dir, log=quiet)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask() below
+def test_trial_of_a_killed_process_is_failed_on_resume(tiny_project):
+    """A process killed mid-trial (no Ctrl-C) leaves a RUNNING trial and RUNNING MLflow runs;
+    the next invocation marks them FAIL/FAILED once their heartbeat is stale."""
+    import time
+    from dataclasses import replace
+
+    from mlflow.tracking import MlflowClient
+
+    from genreflow.tracking import setup_mlflow
+    from genreflow.tune import load_study, tune
+
+    cfg, feat_dir = tiny_project
+    cfg.tune = replace(cfg.tune, heartbeat_seconds=1)
+    study = load_study(cfg)
+    dead = study.ask()  # what the killed process had started...
+    study._storage.record_heartbeat(dead._trial_id)
+    exp_id = setup_mlflow(cfg.tracking, cfg.train.experiment)
+    client = MlflowClient()
+    parent = client.create_run(exp_id, run_name="study-dead")
+    child = client.create_run(exp_id, run_name="trial-0",
+                              tags={"mlflow.parentRunId": parent.info.run_id})
+    dead.set_user_attr("mlflow_run_id", child.info.run_id)  # ...and its runs, never ended
+    time.sleep(2.5)  # > grace period (2 x heartbeat)
+
+    tune(cfg, feat_dir, n_trials=1, log=quiet)
+
+    states = [t.state for t in _study(cfg).trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    for run_id in (child.info.run_id, parent.info.run_id):
+        run = client.get_run(run_id)
+        assert run.info.status == "FAILED" and "heartbeat" in run.data.tags["error"]
+    assert client.get_run(child.info.run_id).data.tags["trial_state"] == "failed"

@@ -171,6 +171,7 @@ class TuneConfig:
     optimizers: list[str] = field(default_factory=lambda: list(OPTIMIZERS))
     lr_min: float = 1e-4
     lr_max: float = 1e-1
+    heartbeat_seconds: int = 60  # a trial whose process died is failed after 2x this, on resume
 
 
 @dataclass

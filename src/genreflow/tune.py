@@ -75,14 +75,49 @@ def _check(tcfg: TuneConfig, model: str) -> None:
                           f"got {tcfg.lr_min}, {tcfg.lr_max}")
     if tcfg.max_epochs < 1:
         raise ConfigError(f"tune.max_epochs: expected >= 1, got {tcfg.max_epochs}")
+    if tcfg.heartbeat_seconds < 1:
+        raise ConfigError(f"tune.heartbeat_seconds: expected >= 1, got {tcfg.heartbeat_seconds}")
 
 
-def _storage_url(storage: str) -> str:
-    """Create the folder of a file-based SQLite storage if needed."""
+def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
+    """The study's RDB storage, with heartbeats so that a killed process's trials end FAIL.
+
+    Creates the folder of a file-based SQLite storage if needed.
+    """
+    import optuna
+
+    url = tcfg.storage
     prefix = "sqlite:///"
-    if storage.startswith(prefix) and storage[len(prefix):] not in ("", ":memory:"):
-        Path(storage[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
-    return storage
+    if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
+        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=tcfg.heartbeat_seconds,
+                grace_period=2 * tcfg.heartbeat_seconds,
+                heartbeat_stale_trial_callback=_stale_trial_failed)
+    except Exception as exc:
+        raise ConfigError(f"tune.storage: cannot open {redact(url)!r} as an Optuna RDB storage "
+                          f"(expected e.g. sqlite:///optuna.db): {exc}") from None
+
+
+def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial whose process died (no heartbeat) was set FAIL: end its MLflow runs FAILED too."""
+    from mlflow.tracking import MlflowClient
+
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not run_id:
+        return
+    client = MlflowClient()
+    reason = ("the process running this trial stopped (no Optuna heartbeat); "
+              "marked FAILED when the study was resumed")
+    run = client.get_run(run_id)
+    for rid in (run_id, run.data.tags.get("mlflow.parentRunId")):
+        if rid and client.get_run(rid).info.status == "RUNNING":
+            client.set_tag(rid, "error", reason)
+            client.set_terminated(rid, "FAILED")
+    client.set_tag(run_id, "trial_state", "failed")
 
 
 def load_study(cfg: Config, model: str | None = None,
@@ -96,7 +131,7 @@ def load_study(cfg: Config, model: str | None = None,
 
     name = study_name(cfg, model)
     study = optuna.create_study(
-        study_name=name, storage=_storage_url(cfg.tune.storage), load_if_exists=True,
+        study_name=name, storage=_storage(cfg.tune), load_if_exists=True,
         direction="maximize",
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     study.sampler = optuna.samplers.TPESampler(seed=cfg.tune.seed + len(study.trials),
@@ -312,8 +347,9 @@ def tune(
 
         def pruning_cb(epoch: int, logs: dict) -> None:
             active = mlflow.active_run()
-            if active is not None:
-                seen.setdefault("run_id", active.info.run_id)
+            if active is not None and "run_id" not in seen:
+                seen["run_id"] = active.info.run_id  # stored at once: a killed process's
+                trial.set_user_attr("mlflow_run_id", seen["run_id"])  # run is found later
             trial.report(float(logs[OBJECTIVE_METRIC]), epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(
