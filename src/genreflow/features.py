@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from genreflow.audio import AudioError, clip_log_mel, decode, segments
 from genreflow.config import FeaturesConfig
+from genreflow.parallel import parallel_map
 from genreflow.split import SPLITS
 
 
@@ -51,13 +49,7 @@ def compute_features(
     classes = sorted(manifest["genre"].unique())
     index = {g: i for i, g in enumerate(classes)}
     jobs = [(p, cfg) for p in manifest["path"]]
-    workers = max(1, min(cfg.workers, os.cpu_count() or 1))
-    bar = dict(total=len(jobs), desc="features", unit="clip")
-    if workers > 1 and len(jobs) > 4:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(tqdm(pool.map(_one, jobs, chunksize=4), **bar))
-    else:
-        results = [_one(j) for j in tqdm(jobs, **bar)]
+    results = parallel_map(_one, jobs, cfg.workers, desc="features", chunksize=4, min_jobs=5)
 
     failed = []
     out: dict[str, SplitFeatures] = {}

@@ -21,6 +21,7 @@ import numpy as np
 
 from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
 from genreflow.config import FeaturesConfig, FiguresConfig
+from genreflow.parallel import parallel_map
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -311,14 +312,7 @@ def make_figures(
         (pool[c.genre][pool[c.genre].index(c):] if auto else [c], out_dir, feat, figs.dpi, label)
         for c in chosen
     ]
-    workers = max(1, min(feat.workers, len(jobs)))
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as ex:
-            results = list(ex.map(_draw_first, jobs))
-    else:
-        results = [_draw_first(j) for j in jobs]
+    results = parallel_map(_draw_first, jobs, feat.workers, chunksize=1)
 
     paths: list[Path] = []
     for clip, (drawn, messages) in zip(chosen, results, strict=True):

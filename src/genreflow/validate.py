@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
 from genreflow.config import GTZAN_GENRES, DataConfig, ValidateConfig
+from genreflow.parallel import parallel_map
 
 STATUSES = ("ok", "corrupt", "silent", "too_short", "missing")
 
@@ -60,12 +59,7 @@ def validate_dataset(
     if not clips:
         raise FileNotFoundError(f"{data.dir}: no audio clips in <genre>/<genre>.000NN.<ext> layout")
     jobs = [(c, cfg) for c in clips]
-    if workers > 1 and len(jobs) > 8:
-        with ProcessPoolExecutor(workers) as pool:
-            records = list(tqdm(pool.map(_check, jobs, chunksize=8), total=len(jobs),
-                                desc="validate", unit="clip"))
-    else:
-        records = [_check(j) for j in tqdm(jobs, desc="validate", unit="clip")]
+    records = parallel_map(_check, jobs, workers, desc="validate", chunksize=8, min_jobs=9)
 
     if source.get("source") == "gtzan":
         present = {r["clip_id"] for r in records}

@@ -1,0 +1,29 @@
+"""Process-parallel map for the per-clip work (decoding, features, figures)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from tqdm import tqdm
+
+
+def parallel_map(fn: Callable[[Any], Any], jobs: Sequence, workers: int, *,
+                 desc: str | None = None, unit: str = "clip", chunksize: int = 4,
+                 min_jobs: int = 2) -> list:
+    """``[fn(j) for j in jobs]`` in up to ``workers`` processes, with a progress bar if ``desc``.
+
+    Workers start from a fresh ``forkserver`` process, not a fork of this one, so
+    this is safe after TensorFlow's threads are running (tests, benchmark script).
+    Fewer than ``min_jobs`` jobs, or one worker, run in this process.
+    """
+    workers = max(1, min(workers, os.cpu_count() or 1, len(jobs)))
+    bar = {"total": len(jobs), "desc": desc, "unit": unit, "disable": desc is None}
+    if workers == 1 or len(jobs) < min_jobs:
+        return [fn(j) for j in tqdm(jobs, **bar)]
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        return list(tqdm(pool.map(fn, jobs, chunksize=chunksize), **bar))
