@@ -172,6 +172,8 @@ class TuneConfig:
     lr_min: float = 1e-4
     lr_max: float = 1e-1
     heartbeat_seconds: int = 60  # a trial whose process died is failed after 2x this, on resume
+    prune_startup_trials: int = 5  # no pruning until this many trials have completed
+    prune_warmup_epochs: int = 5   # a trial can be pruned only after this many epochs
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.config import Config, ModelConfig, flatten
+from genreflow.config import Config, ConfigError, ModelConfig, flatten
 from genreflow.features import FeatureSet, load_features
 from genreflow.inference import Preprocess, track_probabilities
 from genreflow.split import SPLITS
@@ -175,6 +175,9 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
     )
 
     mcfg = replace(cfg.train.model(model_name), **overrides)  # re-validates the section
+    if mcfg.crops_per_clip and model_name != "segcnn":
+        raise ConfigError(f"train.{model_name}.crops_per_clip: only segcnn trains on random "
+                          f"crops; expected 0, got {mcfg.crops_per_clip}")
     tcfg = cfg.train
     feat = fs.cfg
     epochs = max_epochs or tcfg.max_epochs

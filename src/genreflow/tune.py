@@ -75,6 +75,9 @@ def _check(tcfg: TuneConfig, model: str) -> None:
                           f"got {tcfg.lr_min}, {tcfg.lr_max}")
     if tcfg.max_epochs < 1:
         raise ConfigError(f"tune.max_epochs: expected >= 1, got {tcfg.max_epochs}")
+    if tcfg.prune_startup_trials < 0 or tcfg.prune_warmup_epochs < 0:
+        raise ConfigError("tune.prune_startup_trials/prune_warmup_epochs: expected >= 0, got "
+                          f"{tcfg.prune_startup_trials}, {tcfg.prune_warmup_epochs}")
     if tcfg.heartbeat_seconds < 1:
         raise ConfigError(f"tune.heartbeat_seconds: expected >= 1, got {tcfg.heartbeat_seconds}")
 
@@ -133,7 +136,9 @@ def load_study(cfg: Config, model: str | None = None,
     study = optuna.create_study(
         study_name=name, storage=_storage(cfg.tune), load_if_exists=True,
         direction="maximize",
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+        pruner=pruner or optuna.pruners.MedianPruner(
+            n_startup_trials=cfg.tune.prune_startup_trials,
+            n_warmup_steps=cfg.tune.prune_warmup_epochs))
     study.sampler = optuna.samplers.TPESampler(seed=cfg.tune.seed + len(study.trials),
                                                n_startup_trials=5)
     if "model" not in study.user_attrs:

@@ -174,3 +174,14 @@ def test_model_config_rejects_bad_values(field, value):
 
     with pytest.raises(ConfigError, match=field):
         ModelConfig(**{field: value})
+
+
+def test_crops_for_a_whole_clip_model_is_refused_and_run_failed(tiny_project):
+    from genreflow.config import ConfigError
+
+    cfg, feat_dir = tiny_project
+    with pytest.raises(ConfigError, match=r"train\.cnn\.crops_per_clip"):
+        train_model(cfg, "cnn", feat_dir, overrides={"crops_per_clip": 2}, log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert run.info.status == "FAILED" and "crops_per_clip" in run.data.tags["error"]
