@@ -44,7 +44,10 @@ def decide(new_val: float, champion_val: float | None) -> tuple[str, str]:
 
 
 def best_run(cfg: Config, data_digest: str, experiments: list[str]):
-    """The finished, non-pruned run with the highest validation metric on this data."""
+    """The finished, non-pruned run with the highest validation metric on this data.
+
+    Ties go to the lower ``val_track_loss``, then to the newer run.
+    """
     import mlflow
 
     exps = [e for e in (mlflow.get_experiment_by_name(n) for n in experiments) if e is not None]
@@ -56,7 +59,9 @@ def best_run(cfg: Config, data_digest: str, experiments: list[str]):
         experiment_ids=[e.experiment_id for e in exps],
         filter_string=(f"attributes.status = 'FINISHED' and tags.data_digest = '{data_digest}' "
                        f"and metrics.{metric} >= 0"),
-        order_by=[f"metrics.{metric} DESC", "attributes.start_time DESC"],
+        # ties: the lower validation loss, then the newer run
+        order_by=[f"metrics.{metric} DESC", "metrics.val_track_loss ASC",
+                  "attributes.start_time DESC"],
         output_format="list",
     )
     runs = [r for r in runs if r.data.tags.get("trial_state") != "pruned"

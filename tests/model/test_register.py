@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from genreflow.errors import GenreflowError
-from genreflow.register import decide, register_best
+from genreflow.register import best_run, decide, register_best
 from genreflow.train import train_model
 
 quiet = lambda m: None  # noqa: E731
@@ -51,3 +51,21 @@ def test_register_ignores_other_data(tiny_project):
     (feat_dir.parent / "features.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: features\n")
     with pytest.raises(GenreflowError, match="current data"):
         register_best(cfg, feat_dir, log=quiet)
+
+
+def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
+    import mlflow
+
+    from genreflow.tracking import setup_mlflow
+
+    cfg, _ = tiny_project
+    setup_mlflow(cfg.tracking, cfg.train.experiment)
+    ids = {}
+    for name, acc, loss, extra in [("older-better-loss", 0.9, 0.3, {}), ("newer", 0.9, 0.5, {}),
+                                   ("pruned", 0.95, 0.1, {"trial_state": "pruned"}),
+                                   ("other-data", 0.99, 0.1, {"data_digest": "other"}),
+                                   ("worse", 0.8, 0.05, {})]:
+        with mlflow.start_run(run_name=name, tags={"data_digest": "d1", **extra}) as run:
+            mlflow.log_metrics({"val_track_accuracy": acc, "val_track_loss": loss})
+        ids[name] = run.info.run_id
+    assert best_run(cfg, "d1", [cfg.train.experiment]).info.run_id == ids["older-better-loss"]
