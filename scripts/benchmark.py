@@ -141,9 +141,9 @@ def _markdown(s: dict) -> str:
 
 def rebuild(out: Path) -> None:
     """Rewrite ``report.md`` from an existing ``report.json``."""
-    summary = json.loads((out / "report.json").read_text())
-    (out / "report.md").write_text(_markdown(summary))
-    print(_markdown(summary))
+    text = _markdown(json.loads((out / "report.json").read_text()))
+    (out / "report.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

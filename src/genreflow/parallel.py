@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -16,14 +17,16 @@ def parallel_map(fn: Callable[[Any], Any], jobs: Sequence, workers: int, *,
                  min_jobs: int = 2) -> list:
     """``[fn(j) for j in jobs]`` in up to ``workers`` processes, with a progress bar if ``desc``.
 
-    Workers start from a fresh ``forkserver`` process, not a fork of this one, so
-    this is safe after TensorFlow's threads are running (tests, benchmark script).
-    Fewer than ``min_jobs`` jobs, or one worker, run in this process.
+    Workers are forked, except once TensorFlow is loaded in this process (tests,
+    the benchmark script): forking its running threads is unsafe, so they then
+    start from a clean ``forkserver`` (which needs an ``if __name__ == "__main__"``
+    guard in the calling script). Fewer than ``min_jobs`` jobs, or one worker,
+    run in this process.
     """
     workers = max(1, min(workers, os.cpu_count() or 1, len(jobs)))
     bar = {"total": len(jobs), "desc": desc, "unit": unit, "disable": desc is None}
     if workers == 1 or len(jobs) < min_jobs:
         return [fn(j) for j in tqdm(jobs, **bar)]
-    ctx = multiprocessing.get_context("forkserver")
+    ctx = multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         return list(tqdm(pool.map(fn, jobs, chunksize=chunksize), **bar))

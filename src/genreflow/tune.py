@@ -116,10 +116,12 @@ def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) ->
     reason = ("the process running this trial stopped (no Optuna heartbeat); "
               "marked FAILED when the study was resumed")
     run = client.get_run(run_id)
-    for rid in (run_id, run.data.tags.get("mlflow.parentRunId")):
-        if rid and client.get_run(rid).info.status == "RUNNING":
-            client.set_tag(rid, "error", reason)
-            client.set_terminated(rid, "FAILED")
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    parent = client.get_run(parent_id) if parent_id else None
+    for r in (run, parent):
+        if r is not None and r.info.status == "RUNNING":
+            client.set_tag(r.info.run_id, "error", reason)
+            client.set_terminated(r.info.run_id, "FAILED")
     client.set_tag(run_id, "trial_state", "failed")
 
 
