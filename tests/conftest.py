@@ -55,10 +55,11 @@ def tiny_config(root: Path, data_dir: Path):
     cfg.features = replace(cfg.features, clip_seconds=4.0, segment_seconds=1.0, n_mels=32,
                            n_fft=1024, workers=1)
     small = dict(filters=[4, 8], dense=8)
+    k = cfg.train.kinds
     cfg.train = replace(
         cfg.train, max_epochs=2, patience=2, batch_size=8, experiment="test",
-        cnn=replace(cfg.train.cnn, **small), segcnn=replace(cfg.train.segcnn, **small),
-        inception=replace(cfg.train.inception, weights="none", image_size=75, dense=8))
+        kinds={**k, "cnn": replace(k["cnn"], **small), "segcnn": replace(k["segcnn"], **small),
+               "inception": replace(k["inception"], weights="none", image_size=75, dense=8)})
     cfg.tune = replace(cfg.tune, storage=f"sqlite:///{root / 'optuna.db'}", n_trials=2,
                        max_epochs=2, study="test-study")
     cfg.tracking = replace(cfg.tracking, uri=f"sqlite:///{root / 'mlflow.db'}",
@@ -74,7 +75,7 @@ def tiny_project(tiny_data: Path, tmp_path: Path, monkeypatch):
     so every run lands in ``tmp_path/mlflow.db``.
     """
     from genreflow.features import compute_features, write_features
-    from genreflow.split import make_split
+    from genreflow.split import make_split, split_digest
     from genreflow.validate import validate_dataset
 
     monkeypatch.chdir(tmp_path)
@@ -85,5 +86,7 @@ def tiny_project(tiny_data: Path, tmp_path: Path, monkeypatch):
     manifest = make_split(report, cfg.split, cfg.data, log=quiet)
     feats, classes, failed = compute_features(manifest, cfg.features, log=quiet)
     feat_dir = tmp_path / "features"
-    write_features(feats, classes, failed, cfg.features, "synthetic", feat_dir)
+    write_features(feats, classes, failed, cfg.features, "synthetic", feat_dir,
+                   split_digest=split_digest(manifest))
+    manifest.to_csv(tmp_path / "split.csv", index=False)
     return cfg, feat_dir

@@ -128,18 +128,29 @@ def log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
     return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
 
 
+LOUDNESS_DBFS = -20.0  # every signal is scaled to this RMS before any front-end
+
+
+def normalise_loudness(y: np.ndarray, target_dbfs: float = LOUDNESS_DBFS) -> np.ndarray:
+    """``y`` scaled to an RMS of ``target_dbfs``: the same input whatever the recording gain.
+
+    Digital silence is returned unchanged (the input contract refuses it).
+    """
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
+    if rms < 1e-8:
+        return y
+    return (y * (10 ** (target_dbfs / 20) / rms)).astype(np.float32)
+
+
+def signal_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
+    """The front-end of the log-mel kinds: loudness-normalised log-mel of the real signal."""
+    return log_mel(normalise_loudness(y), cfg)
+
+
 def clip_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
-    """Log-mel of one clip cropped/padded to ``cfg.clip_seconds``: ``(n_mels, clip_frames)``."""
+    """Training features of one clip: :func:`signal_log_mel` of at most ``clip_seconds``,
+    shape ``(n_mels, clip_frames)`` (a shorter clip is zero-padded; ``validate`` keeps only
+    clips of at least the contract's minimum)."""
     n = int(round(cfg.clip_seconds * cfg.sample_rate))
-    spec = log_mel(fit_length(y, n), cfg)
+    spec = log_mel(fit_length(normalise_loudness(y[:n]), n), cfg)
     return spec[:, : cfg.clip_frames]
-
-
-def segments(spec: np.ndarray, frames: int, hop: int) -> np.ndarray:
-    """Overlapping windows over the time axis: ``(n_segments, n_mels, frames)``."""
-    if spec.shape[-1] < frames:
-        spec = np.pad(spec, [(0, 0)] * (spec.ndim - 1) + [(0, frames - spec.shape[-1])],
-                      constant_values=float(spec.min()) if spec.size else 0.0)
-    windows = np.lib.stride_tricks.sliding_window_view(spec, frames, axis=-1)[..., ::hop, :]
-    # (n_mels, n_seg, frames) -> (n_seg, n_mels, frames)
-    return np.ascontiguousarray(np.moveaxis(windows, -2, 0))

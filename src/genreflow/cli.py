@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 data_app = typer.Typer(no_args_is_help=True, help="Bring audio into data/ (tracked by data.dvc).")
 app.add_typer(data_app, name="data")
 
+from genreflow import paths  # noqa: E402  (light: constants only)
+
 Params = Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")]
 PARAMS_DEFAULT = Path("params.yaml")
 
@@ -115,7 +117,7 @@ def data_auto(
 @app.command()
 @friendly
 def validate(params: Params = PARAMS_DEFAULT,
-             out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/validate"),
+             out: Annotated[Path, typer.Option(help="Report folder.")] = paths.VALIDATE_REPORTS,
              ) -> None:
     """Stage 1: decode every clip; report and exclude the unusable ones (Fig. 6)."""
     from genreflow.validate import format_table, validate_dataset, write_report
@@ -131,9 +133,9 @@ def validate(params: Params = PARAMS_DEFAULT,
 @app.command()
 @friendly
 def split(params: Params = PARAMS_DEFAULT,
-          report: Path = Path("reports/validate/validate.json"),
-          manifest: Path = Path("artifacts/split.csv"),
-          out: Path = Path("reports/split")) -> None:
+          report: Path = paths.VALIDATE_REPORT,
+          manifest: Path = paths.SPLIT_MANIFEST,
+          out: Path = paths.SPLIT_REPORTS) -> None:
     """Stage 2: choose genres, balance, split by track (Fig. 7)."""
     from genreflow.split import format_table, make_split, write_split
 
@@ -148,8 +150,8 @@ def split(params: Params = PARAMS_DEFAULT,
 @app.command()
 @friendly
 def features(params: Params = PARAMS_DEFAULT,
-             manifest: Path = Path("artifacts/split.csv"),
-             out: Path = Path("artifacts/features")) -> None:
+             manifest: Path = paths.SPLIT_MANIFEST,
+             out: Path = paths.FEATURES_DIR) -> None:
     """Stage 3: log-mel spectrograms for every split, cached for training."""
     import time
 
@@ -163,8 +165,11 @@ def features(params: Params = PARAMS_DEFAULT,
     t0 = time.perf_counter()
     feats, classes, failed = compute_features(table, cfg.features, log=_log)
     elapsed = time.perf_counter() - t0
+    from genreflow.split import split_digest
+
     meta = write_features(feats, classes, failed, cfg.features,
-                          read_source(cfg.data.dir).get("source", "unknown"), out)
+                          read_source(cfg.data.dir).get("source", "unknown"), out,
+                          split_digest=split_digest(table))
     n = sum(meta["counts"].values())
     typer.echo(f"[{meta['data_source']}] {n} clips in {elapsed:.1f} s "
                f"({n / max(elapsed, 1e-9):.1f} clips/s); {len(failed)} failed; {meta['counts']}")
@@ -173,8 +178,8 @@ def features(params: Params = PARAMS_DEFAULT,
 @app.command()
 @friendly
 def figures(params: Params = PARAMS_DEFAULT,
-            report: Path = Path("reports/validate/validate.json"),
-            out: Path = Path("plots/figures")) -> None:
+            report: Path = paths.VALIDATE_REPORT,
+            out: Path = paths.FIGURES_DIR) -> None:
     """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
     from genreflow.figures import make_figures
 
@@ -188,9 +193,10 @@ def figures(params: Params = PARAMS_DEFAULT,
 
 @app.command()
 @friendly
-def train(model: Annotated[str, typer.Argument(help="cnn, inception or segcnn.")],
+def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, inception, "
+                                                   "musicnn (see train.models).")],
           params: Params = PARAMS_DEFAULT,
-          features_dir: Path = Path("artifacts/features"),
+          features_dir: Path = paths.FEATURES_DIR,
           max_epochs: Annotated[int | None, typer.Option(help="Override train.max_epochs.")] = None,
           ) -> None:
     """Stage 5: train one model; log params, curves, confusion matrices and model to MLflow."""
@@ -198,20 +204,20 @@ def train(model: Annotated[str, typer.Argument(help="cnn, inception or segcnn.")
 
     cfg = _cfg(params)
     cfg.train.model(model)  # validates the name before a run is opened
-    res = train_model(cfg, model, features_dir, bundle_dir=Path("models") / model,
-                      report_dir=Path("reports/train") / model, max_epochs=max_epochs, log=_log)
+    res = train_model(cfg, model, features_dir, bundle_dir=paths.MODELS_DIR / model,
+                      report_dir=paths.TRAIN_REPORTS / model, max_epochs=max_epochs, log=_log)
     typer.echo(json.dumps({"run_id": res.run_id, **res.metrics}, indent=1))
 
 
 @app.command()
 @friendly
 def tune(params: Params = PARAMS_DEFAULT,
-         features_dir: Path = Path("artifacts/features"),
+         features_dir: Path = paths.FEATURES_DIR,
          model: Annotated[str | None, typer.Option(help="Override tune.model.")] = None,
          n_trials: Annotated[int | None, typer.Option(help="Override tune.n_trials.")] = None,
          timeout: Annotated[float | None, typer.Option(help="Seconds; override tune.timeout.")]
          = None,
-         out: Path = Path("reports/tune")) -> None:
+         out: Path = paths.TUNE_REPORTS) -> None:
     """Optuna study over optimiser and learning rate; resumes a stored study."""
     from genreflow.tune import tune as run_study
 
@@ -224,22 +230,22 @@ def tune(params: Params = PARAMS_DEFAULT,
 @app.command()
 @friendly
 def register(params: Params = PARAMS_DEFAULT,
-             features_dir: Path = Path("artifacts/features"),
-             out: Path = Path("reports/register.json")) -> None:
+             manifest: Path = paths.SPLIT_MANIFEST,
+             out: Path = paths.REGISTER_REPORT) -> None:
     """Register the best run (by validation) and move `champion` if it wins."""
     from genreflow.register import register_best
 
     cfg = _cfg(params)
-    d = register_best(cfg, features_dir, out=out, log=_log)
-    typer.echo(f"{cfg.register.model_name} v{d.version} is now @{d.alias}: {d.reason} "
-               f"(test track accuracy {d.test_track_accuracy:.3f})")
+    d = register_best(cfg, manifest, out=out, log=_log)
+    typer.echo(f"{cfg.register.model_name} v{d.version} ({d.model_kind}) is now @{d.alias}: "
+               f"{d.reason} (test track accuracy {d.test_track_accuracy:.3f})")
 
 
 @app.command()
 @friendly
 def predict(files: Annotated[list[Path], typer.Argument(help="Audio files, any format/length.")],
             model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
-            = "models:/gtzan-genre-classifier@champion",
+            = paths.default_model_uri(),
             top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,
             as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
             params: Params = PARAMS_DEFAULT) -> None:

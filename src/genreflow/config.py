@@ -28,8 +28,9 @@ GTZAN_GENRES: tuple[str, ...] = (
     "reggae",
     "rock",
 )
+
+
 OPTIMIZERS: tuple[str, ...] = ("sgd", "sgd_momentum", "adam", "adadelta", "adagrad", "rmsprop")
-MODELS: tuple[str, ...] = ("cnn", "inception", "segcnn")
 
 
 class ConfigError(ValueError):
@@ -103,60 +104,55 @@ class FiguresConfig:
 
 
 @dataclass
-class ModelConfig:
-    optimizer: str = "sgd"
-    learning_rate: float = 1e-3
-    filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    dense: int = 128
-    dropout: float = 0.3
-    weights: str = "none"
-    image_size: int = 139
-    spec_augment: bool = False
-    crops_per_clip: int = 0      # segcnn: random segments per clip and epoch (0 = all fixed ones)
-    lr_plateau: int = 0          # epochs without val_loss gain before the lr is cut (0 = never)
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"learning_rate: expected a positive number, got {self.learning_rate}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout}")
-        for name in ("crops_per_clip", "lr_plateau"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name}: expected a whole number >= 0, got {value!r}")
-
-
-@dataclass
 class TrainConfig:
-    models: list[str] = field(default_factory=lambda: list(MODELS))
+    """``train``: shared settings plus one ``train.<kind>`` section per model kind.
+
+    Kind sections are parsed by the kind's own config class (see ``genreflow.kinds``);
+    ``kinds`` maps every registered kind to its settings (defaults where absent).
+    """
+
+    models: list[str] = field(default_factory=lambda: ["cnn", "inception", "segcnn"])
     seed: int = 42
     batch_size: int = 32
     max_epochs: int = 500
     patience: int = 15
     min_delta: float = 1e-3
     experiment: str = "genreflow"
-    cnn: ModelConfig = field(default_factory=ModelConfig)
-    inception: ModelConfig = field(
-        default_factory=lambda: ModelConfig(learning_rate=1e-4, weights="none", dense=256)
-    )
-    segcnn: ModelConfig = field(
-        default_factory=lambda: ModelConfig(
-            optimizer="adam", filters=[16, 32, 64, 128], dropout=0.5, spec_augment=True,
-            crops_per_clip=6, lr_plateau=3,
-        )
-    )
+    kinds: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.models if m not in MODELS]
-        if bad:
-            raise ConfigError(f"train.models: unknown model(s) {bad}; expected some of {MODELS}")
+        from genreflow.kinds import get_kind, kind_names
 
-    def model(self, name: str) -> ModelConfig:
-        if name not in MODELS:
-            raise ConfigError(f"model: expected one of {MODELS}, got {name!r}")
-        return getattr(self, name)
+        names = kind_names()
+        bad = [m for m in self.models if m not in names]
+        if bad:
+            raise ConfigError(f"train.models: unknown model(s) {bad}; expected some of {names}")
+        self.kinds = {n: self.kinds.get(n) or get_kind(n).Config() for n in names}
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], where: str) -> TrainConfig:
+        """Shared fields as usual; every other key must name a kind and is parsed by it."""
+        from genreflow.kinds import get_kind, kind_names
+
+        shared = {f.name for f in dataclasses.fields(cls)} - {"kinds"}
+        kinds = {}
+        for key, value in raw.items():
+            if key in shared:
+                continue
+            if key not in kind_names():
+                raise ConfigError(f"{where}: unknown field {key!r}; expected some of "
+                                  f"{sorted(shared)} or a model kind {kind_names()}")
+            kinds[key] = _coerce(value, get_kind(key).Config, f"{where}.{key}")
+        obj = _build(cls, {k: v for k, v in raw.items() if k in shared}, where)
+        obj.kinds.update(kinds)
+        return obj
+
+    def model(self, name: str):
+        """The settings of kind ``name`` (a :class:`~genreflow.kinds.base.KindConfig`)."""
+        from genreflow.kinds import get_kind
+
+        get_kind(name)
+        return self.kinds[name]
 
 
 @dataclass
@@ -164,9 +160,9 @@ class TuneConfig:
     model: str = "segcnn"
     study: str = "genreflow-tune"
     storage: str = "sqlite:///optuna.db"
-    n_trials: int = 4
+    n_trials: int = 3
     timeout: float | None = None
-    max_epochs: int = 12
+    max_epochs: int = 6
     seed: int = 42
     optimizers: list[str] = field(default_factory=lambda: list(OPTIMIZERS))
     lr_min: float = 1e-4
@@ -213,6 +209,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        if hasattr(tp, "from_mapping"):
+            return tp.from_mapping(value, where)
         return _build(tp, value, where)
     if origin in (typing.Union, types.UnionType):
         errors = []

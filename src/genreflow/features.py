@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.audio import AudioError, clip_log_mel, decode, segments
+from genreflow.audio import LOUDNESS_DBFS, AudioError, clip_log_mel, decode
 from genreflow.config import FeaturesConfig
 from genreflow.parallel import parallel_map
 from genreflow.split import SPLITS
@@ -88,8 +88,10 @@ def normalise(x: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
 
 
 def write_features(feats: dict[str, SplitFeatures], classes: list[str], failed: list[dict],
-                   cfg: FeaturesConfig, data_source: str, out_dir: Path) -> dict:
-    """Save ``<split>.npz``, ``stats.json`` (train-only normaliser) and ``meta.json``."""
+                   cfg: FeaturesConfig, data_source: str, out_dir: Path,
+                   split_digest: str = "") -> dict:
+    """Save ``<split>.npz``, ``stats.json`` (train-only normaliser) and ``meta.json``
+    (``split_digest``: :func:`genreflow.split.split_digest` of the manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, f in feats.items():
         np.savez(out_dir / f"{split}.npz", x=f.x, y=f.y, ids=f.ids)
@@ -97,6 +99,8 @@ def write_features(feats: dict[str, SplitFeatures], classes: list[str], failed: 
     (out_dir / "stats.json").write_text(json.dumps(stats))
     meta = {
         "data_source": data_source,
+        "split_digest": split_digest,
+        "loudness_dbfs": LOUDNESS_DBFS,
         "classes": classes,
         "features": asdict(cfg),
         "clip_frames": cfg.clip_frames,
@@ -121,16 +125,6 @@ class FeatureSet:
     @property
     def cfg(self) -> FeaturesConfig:
         return FeaturesConfig(**self.meta["features"])
-
-    def segments(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Segment windows of a split: ``(x_seg, y_seg, track_index)``."""
-        f = self.splits[split]
-        cfg = self.cfg
-        segs = [segments(x, cfg.segment_frames, cfg.segment_hop_frames) for x in f.x]
-        n = [len(s) for s in segs]
-        x = np.concatenate(segs) if segs else np.zeros((0, cfg.n_mels, cfg.segment_frames))
-        track = np.repeat(np.arange(len(segs)), n)
-        return x.astype(np.float32), f.y[track], track
 
 
 def load_features(feat_dir: Path) -> FeatureSet:

@@ -377,13 +377,12 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: list[str], title: str, pa
     return _save(fig, Path(path), 100)
 
 
-def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path) -> Path:
-    """Two panels, accuracy and loss vs epoch (train and validation), with the epoch of
-    the lowest ``val_loss`` marked."""
+def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path,
+                         best_epoch: int | None = None) -> Path:
+    """Two panels, accuracy and loss vs epoch (train and validation, epochs from 1), with
+    ``best_epoch`` marked: the epoch whose weights early stopping restored."""
     hist = {k: np.asarray(v, dtype=float) for k, v in history.items() if len(v)}
-    best = None
-    if "val_loss" in hist and np.isfinite(hist["val_loss"]).any():
-        best = int(np.nanargmin(np.where(np.isfinite(hist["val_loss"]), hist["val_loss"], np.nan)))
+    best = best_epoch - 1 if best_epoch else None
 
     fig = _new_figure(11, 4)
     axes = fig.subplots(1, 2)
@@ -397,7 +396,7 @@ def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path
                 drawn = True
         if best is not None:
             ax.axvline(best + 1, color="tab:green", linestyle=":", linewidth=1.2,
-                       label=f"best val_loss (epoch {best + 1})")
+                       label=f"restored weights (epoch {best + 1})")
             key = f"val_{metric}"
             if key in hist and best < len(hist[key]):
                 ax.plot(best + 1, hist[key][best], "*", color="tab:green", markersize=11)

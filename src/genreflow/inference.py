@@ -1,22 +1,19 @@
-"""From audio (or cached log-mels) to genre probabilities, exactly as in training.
+"""From raw audio to genre probabilities, through the model kind's own front-end.
 
-A *model bundle* is a folder with ``model.keras`` and ``preprocess.json``
-(model kind, class names, feature parameters, train-split normaliser, data
-source). Training writes it; the served pyfunc model and ``genreflow predict``
-read it.
+A *model bundle* is a folder with ``model.keras`` and ``preprocess.json`` (model
+kind, class names, the kind's front-end description, data source). Training
+writes it; the served pyfunc model, ``register`` and ``genreflow predict`` read it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from genreflow.audio import clip_log_mel, decode, fit_length, log_mel, segments
-from genreflow.config import FeaturesConfig
-from genreflow.features import normalise
+from genreflow.audio import decode
 
 BUNDLE_MODEL = "model.keras"
 BUNDLE_META = "preprocess.json"
@@ -24,97 +21,75 @@ BUNDLE_META = "preprocess.json"
 
 def forward(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """Softmax outputs of ``model`` for ``x`` in batches (a direct call: no ``predict`` overhead)."""
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
     return np.concatenate([np.asarray(model(x[i:i + batch], training=False))
                            for i in range(0, len(x), batch)])
 
 
-def windows(spec: np.ndarray, kind: str, feat: FeaturesConfig) -> np.ndarray:
-    """Model inputs for one normalised log-mel ``(n_mels, frames)``: ``(n, n_mels, w, 1)``.
-
-    Whole-clip models (cnn, inception) see consecutive clip-length windows;
-    the segment model sees overlapping segments. Probabilities are averaged
-    over the windows of a track.
-    """
-    if kind == "segcnn":
-        x = segments(spec, feat.segment_frames, feat.segment_hop_frames)
-    else:
-        n = max(1, spec.shape[-1] // feat.clip_frames)
-        if spec.shape[-1] < feat.clip_frames:
-            spec = np.pad(spec, ((0, 0), (0, feat.clip_frames - spec.shape[-1])))
-        x = np.stack([spec[:, i * feat.clip_frames:(i + 1) * feat.clip_frames] for i in range(n)])
-    return x[..., None].astype(np.float32)
-
-
-def audio_spectrogram(y: np.ndarray, feat: FeaturesConfig) -> np.ndarray:
-    """Log-mel of a decoded signal: exactly the training transform for clips up to
-    ``clip_seconds`` (cropped/padded), the whole signal for longer ones."""
-    n = int(round(feat.clip_seconds * feat.sample_rate))
-    if len(y) <= n:
-        return clip_log_mel(fit_length(y, n), feat)
-    return log_mel(y, feat)
+def mean_by_track(probs: np.ndarray, counts: list[int]) -> np.ndarray:
+    """Average consecutive rows of ``probs``: ``counts[i]`` rows belong to track ``i``."""
+    bounds = np.cumsum([0, *counts])
+    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:],
+                                                              strict=True)])
 
 
 @dataclass
 class Preprocess:
-    """Everything needed to turn audio into model inputs."""
+    """Everything needed to turn audio into model inputs (``preprocess.json``)."""
 
     kind: str
     classes: list[str]
-    features: dict
-    stats: dict
+    front_end: dict
     data_source: str
-
-    @property
-    def feat(self) -> FeaturesConfig:
-        return FeaturesConfig(**self.features)
+    extra: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> Preprocess:
-        return cls(**json.loads(Path(path).read_text()))
+        from genreflow.errors import GenreflowError
+
+        raw = json.loads(Path(path).read_text())
+        if "front_end" not in raw:
+            raise GenreflowError(f"{path}: a bundle from an older genreflow (no 'front_end'); "
+                                 "retrain the model (`dvc repro` or `genreflow train KIND`)")
+        return cls(**raw)
 
 
 class GenrePredictor:
-    """A trained Keras model plus its preprocessing."""
+    """A trained Keras model plus its kind's front-end."""
 
     def __init__(self, model, pre: Preprocess):
+        from genreflow.kinds import get_kind
+
         self.model = model
         self.pre = pre
-        self.feat = pre.feat
+        self.kind = get_kind(pre.kind)
 
     @classmethod
     def from_bundle(cls, bundle: str | Path) -> GenrePredictor:
-        import keras
-
-        import genreflow.models  # noqa: F401  (registers custom layers)
+        from genreflow.kinds import get_kind
 
         bundle = Path(bundle)
-        model = keras.saving.load_model(bundle / BUNDLE_MODEL)
-        return cls(model, Preprocess.load(bundle / BUNDLE_META))
+        pre = Preprocess.load(bundle / BUNDLE_META)
+        return cls(get_kind(pre.kind).load_servable(bundle / BUNDLE_MODEL), pre)
 
-    def probs_from_spec(self, spec_norm: np.ndarray) -> np.ndarray:
-        """Track probabilities from a normalised log-mel: the mean over its windows."""
-        return forward(self.model, windows(spec_norm, self.pre.kind, self.feat)).mean(axis=0)
+    @property
+    def classes(self) -> list[str]:
+        return list(self.pre.classes)
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate raw audio is decoded at for this model's front-end."""
+        return self.kind.sample_rate(self.pre.front_end)
 
     def probs_from_audio(self, y: np.ndarray) -> np.ndarray:
-        """Track probabilities from a mono signal at ``feat.sample_rate``."""
-        spec = normalise(audio_spectrogram(y, self.feat), self.pre.stats)
-        return self.probs_from_spec(spec)
+        """Track probabilities of a mono signal at :attr:`sample_rate`: the mean over its windows."""
+        return forward(self.model, self.kind.audio_windows(y, self.pre.front_end)).mean(axis=0)
 
     def predict_file(self, source: str | Path | bytes) -> np.ndarray:
         """Decode any supported audio (path or bytes), resample, and predict."""
-        y, _ = decode(source, self.feat.sample_rate)
+        y, _ = decode(source, self.sample_rate)
         return self.probs_from_audio(y)
-
-
-def track_probabilities(model, x_clips: np.ndarray, kind: str, feat: FeaturesConfig) -> np.ndarray:
-    """Track-level probabilities for normalised clip log-mels ``(n, n_mels, frames)``."""
-    if len(x_clips) == 0:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
-    per_track = [windows(x, kind, feat) for x in x_clips]
-    counts = [len(w) for w in per_track]
-    probs = forward(model, np.concatenate(per_track))
-    bounds = np.cumsum([0, *counts])
-    return np.stack([probs[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])

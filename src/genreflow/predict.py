@@ -13,8 +13,9 @@ from pathlib import Path
 
 from genreflow.errors import GenreflowError
 from genreflow.inference import BUNDLE_META, GenrePredictor
+from genreflow.paths import default_model_uri
 
-DEFAULT_MODEL_URI = "models:/gtzan-genre-classifier@champion"
+DEFAULT_MODEL_URI = default_model_uri()
 
 
 @contextlib.contextmanager

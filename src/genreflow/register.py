@@ -1,8 +1,11 @@
-"""Last stage, register: the best run by validation metric becomes a registry version.
+"""Last stage, register: the best run by validation becomes a registry version.
 
-The alias ``champion`` moves to the new version only when it beats the
-current champion on validation; otherwise the new version is ``challenger``.
-The test split is evaluated here for the record, never used to decide.
+The alias ``champion`` moves to the new version only when it wins on equal terms:
+both the candidate and the current champion are evaluated on *this* validation
+split, from raw audio, through the same path ``mlflow models serve`` uses. A
+champion trained on other data, another split or other classes cannot be compared
+there, so it never blocks a candidate trained on the current data. The test split
+is evaluated for the record, never used to decide.
 """
 
 from __future__ import annotations
@@ -10,14 +13,28 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from genreflow.config import Config
 from genreflow.errors import GenreflowError
-from genreflow.features import load_features
-from genreflow.inference import BUNDLE_META, BUNDLE_MODEL, track_probabilities
+from genreflow.inference import BUNDLE_META, BUNDLE_MODEL, GenrePredictor
+from genreflow.paths import SPLIT_MANIFEST
 from genreflow.train import evaluate_probs
+
+COMPARED_TAGS = ("data_digest", "split_digest", "classes")
+
+
+@dataclass
+class Score:
+    """Track-level accuracy and loss of one model on one split, from raw audio."""
+
+    accuracy: float
+    loss: float
+    n_tracks: int
 
 
 @dataclass
@@ -28,23 +45,30 @@ class Decision:
     alias: str
     reason: str
     run_id: str
-    val_metric: float
+    model_kind: str
+    candidate_val: Score
+    champion_val: Score | None
     test_track_accuracy: float
     previous_champion: str | None
 
 
-def decide(new_val: float, champion_val: float | None) -> tuple[str, str]:
-    """Champion/challenger rule on the validation metric (strictly better wins)."""
-    if champion_val is None:
-        return "champion", "there was no champion yet"
-    if new_val > champion_val + 1e-9:
-        return "champion", f"validation {new_val:.4f} beats the champion's {champion_val:.4f}"
-    return "challenger", (f"validation {new_val:.4f} does not beat the champion's "
-                          f"{champion_val:.4f}")
+def decide(candidate: Score, champion: Score | None, mismatch: str | None = None
+           ) -> tuple[str, str]:
+    """Champion/challenger rule on a shared validation split: higher accuracy wins, equal
+    accuracy goes to the lower loss; a champion that cannot be compared never blocks."""
+    if champion is None:
+        return "champion", mismatch or "there was no champion yet"
+    ours = f"{candidate.accuracy:.4f} (loss {candidate.loss:.4f})"
+    theirs = f"{champion.accuracy:.4f} (loss {champion.loss:.4f})"
+    where = f"on the same {candidate.n_tracks} validation tracks, from raw audio"
+    if candidate.accuracy > champion.accuracy + 1e-9 or (
+            abs(candidate.accuracy - champion.accuracy) <= 1e-9 and candidate.loss < champion.loss):
+        return "champion", f"validation {ours} beats the champion's {theirs} {where}"
+    return "challenger", f"validation {ours} does not beat the champion's {theirs} {where}"
 
 
-def best_run(cfg: Config, data_digest: str, experiments: list[str]):
-    """The finished, non-pruned run with the highest validation metric on this data.
+def best_run(cfg: Config, data_digest: str, split: str, experiments: list[str]):
+    """The finished, non-pruned run with the highest validation metric on this data and split.
 
     Ties go to the lower ``val_track_loss``, then to the newer run.
     """
@@ -58,93 +82,159 @@ def best_run(cfg: Config, data_digest: str, experiments: list[str]):
     runs = mlflow.search_runs(
         experiment_ids=[e.experiment_id for e in exps],
         filter_string=(f"attributes.status = 'FINISHED' and tags.data_digest = '{data_digest}' "
-                       f"and metrics.{metric} >= 0"),
-        # ties: the lower validation loss, then the newer run
+                       f"and tags.split_digest = '{split}' and metrics.{metric} >= 0"),
         order_by=[f"metrics.{metric} DESC", "metrics.val_track_loss ASC",
                   "attributes.start_time DESC"],
         output_format="list",
     )
-    runs = [r for r in runs if r.data.tags.get("trial_state") != "pruned"
-            and r.data.tags.get("genreflow.kind") != "register"]
+    runs = [r for r in runs if r.data.tags.get("trial_state") != "pruned"]
     if not runs:
         raise GenreflowError(
-            f"no finished run with metric '{metric}' on the current data (digest {data_digest}); "
+            f"no finished run with metric '{metric}' on the current data and split (data digest "
+            f"{data_digest}, split digest {split}); "
             "train a model first (`dvc repro` or `genreflow train segcnn`)")
     return runs[0]
 
 
+def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, classes: list[str],
+                   log: Callable[[str], None] = print) -> tuple[Score, dict]:
+    """Decode every clip of ``rows`` (path, genre) and score the predictor's track answers."""
+    from tqdm import tqdm
+
+    from genreflow.audio import AudioError
+
+    index = {c: i for i, c in enumerate(predictor.classes)}
+    probs, y = [], []
+    for path, genre in tqdm(list(zip(rows["path"], rows["genre"], strict=True)),
+                            desc="scoring", unit="clip", leave=False):
+        try:
+            probs.append(predictor.predict_file(path))
+        except (AudioError, GenreflowError) as exc:
+            log(f"skipped {path}: {exc}")
+            continue
+        y.append(index[genre])
+    probs_arr = np.asarray(probs).reshape(len(probs), len(classes))
+    ev = evaluate_probs(probs_arr, np.asarray(y, dtype=int), classes)
+    return Score(accuracy=ev["accuracy"], loss=ev["loss"], n_tracks=len(y)), ev
+
+
+def _version_identity(tags: dict) -> dict:
+    return {k: tags.get(k) for k in COMPARED_TAGS}
+
+
+def _mismatch(champion: dict, candidate: dict) -> str | None:
+    """Why the champion cannot be compared on the candidate's split, if it cannot."""
+    if champion["classes"] != candidate["classes"]:
+        return (f"the champion knows other classes ({champion['classes']}) than the current "
+                f"data ({candidate['classes']}), so it cannot be scored on it")
+    if champion["data_digest"] != candidate["data_digest"]:
+        return (f"the champion was trained on other data (digest {champion['data_digest']}, "
+                f"now {candidate['data_digest']}), so it never blocks a model of the current data")
+    if champion["split_digest"] != candidate["split_digest"]:
+        return ("the champion was trained on another split of this data (its training clips "
+                "may be in this validation split), so it is not compared here")
+    return None
+
+
 def register_best(
     cfg: Config,
-    features_dir: Path = Path("artifacts/features"),
+    manifest: Path = SPLIT_MANIFEST,
     out: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> Decision:
     """Register the best run's model as a raw-audio pyfunc and apply the alias rule."""
     import mlflow
-    import mlflow.keras
     from mlflow import MlflowClient
 
-    import genreflow.models  # noqa: F401  (registers the custom Keras layers)
+    from genreflow.predict import load_predictor
     from genreflow.serve import log_audio_model
     from genreflow.tracking import data_digest, setup_mlflow
 
     setup_mlflow(cfg.tracking, cfg.train.experiment)
-    fs = load_features(features_dir)
-    digest = data_digest(cfg.data.dir, json.dumps(fs.meta["counts"]))
-    run = best_run(cfg, digest, [cfg.train.experiment])
-    run_id = run.info.run_id
+    if not Path(manifest).is_file():
+        raise GenreflowError(f"{manifest}: no split manifest; run `dvc repro split` first")
+    table = pd.read_csv(manifest)
+    from genreflow.split import split_digest
+
+    digest = data_digest(cfg.data.dir)
+    run = best_run(cfg, digest, split_digest(table), [cfg.train.experiment])
+    run_id, tags = run.info.run_id, run.data.tags
+    kind = tags.get("model") or run.data.params.get("model.name")
+    classes = sorted(table["genre"].unique())
     metric = cfg.register.metric
-    val = float(run.data.metrics[metric])
-    kind = run.data.tags.get("model") or run.data.params.get("model.name")
-    log(f"best run {run_id} ({kind}, {run.info.run_name}): {metric} = {val:.4f}")
-
-    bundle = Path(tempfile.mkdtemp(prefix="genreflow-bundle-"))
-    model = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    model.save(bundle / BUNDLE_MODEL)
-    meta = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"bundle/{BUNDLE_META}", dst_path=str(bundle / "dl"))
-    Path(meta).replace(bundle / BUNDLE_META)
-
-    test = fs.splits["test"]
-    probs = track_probabilities(model, test.x, kind, fs.cfg)
-    test_eval = evaluate_probs(probs, test.y, fs.classes)
-    log(f"test track accuracy of the chosen model: {test_eval['accuracy']:.4f} "
-        f"({len(test.y)} tracks)")
-
+    log(f"best run {run_id} ({kind}, {run.info.run_name}): {metric} = "
+        f"{run.data.metrics[metric]:.4f} (as trained)")
     client = MlflowClient()
     name = cfg.register.model_name
-    with mlflow.start_run(run_id=run_id):
-        info = log_audio_model(bundle, max_seconds=cfg.register.max_seconds,
-                               min_seconds=cfg.register.min_seconds)
-        mlflow.log_metric("registered_test_track_accuracy", test_eval["accuracy"])
+    ident = {"data_digest": digest, "split_digest": split_digest(table),
+             "classes": ",".join(classes)}
+
+    with tempfile.TemporaryDirectory(prefix="genreflow-register-") as tmp:
+        bundle = Path(tmp) / "bundle"
+        bundle.mkdir()
+        import mlflow.keras
+
+        uri = tags.get("keras_model_uri")
+        if not uri:
+            raise GenreflowError(f"run {run_id} has no 'keras_model_uri' tag (trained by an older "
+                                 "genreflow); retrain it (`dvc repro` or `genreflow train KIND`)")
+        mlflow.keras.load_model(uri).save(bundle / BUNDLE_MODEL)
+        meta = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"bundle/{BUNDLE_META}", dst_path=str(Path(tmp) / "dl"))
+        Path(meta).replace(bundle / BUNDLE_META)
+        candidate = GenrePredictor.from_bundle(bundle)
+        val_rows, test_rows = table[table["split"] == "val"], table[table["split"] == "test"]
+        cand_val, _ = score_on_audio(candidate, val_rows, classes, log)
+        log(f"candidate on validation from raw audio: {cand_val.accuracy:.4f} "
+            f"({cand_val.n_tracks} tracks)")
+        test_score, _ = score_on_audio(candidate, test_rows, classes, log)
+        log(f"test track accuracy of the candidate (for the record): {test_score.accuracy:.4f} "
+            f"({test_score.n_tracks} tracks)")
+
+        champ_score, previous, mismatch = None, None, None
+        try:
+            champ = client.get_model_version_by_alias(name, "champion")
+        except mlflow.exceptions.MlflowException:
+            champ = None
+        if champ is not None:
+            previous = champ.version
+            mismatch = _mismatch(_version_identity(champ.tags), ident)
+            if mismatch is None:
+                champ_score, _ = score_on_audio(
+                    load_predictor(f"models:/{name}@champion"), val_rows, classes, log)
+                log(f"champion v{previous} on the same validation tracks: "
+                    f"{champ_score.accuracy:.4f}")
+
+        with mlflow.start_run(run_id=run_id):
+            info = log_audio_model(bundle, max_seconds=cfg.register.max_seconds,
+                                   min_seconds=cfg.register.min_seconds)
+            mlflow.log_metrics({"registered_val_track_accuracy": cand_val.accuracy,
+                                "registered_test_track_accuracy": test_score.accuracy})
+            mlflow.log_metrics({"val_track_accuracy": cand_val.accuracy,
+                                "test_track_accuracy": test_score.accuracy},
+                               model_id=info.model_id)
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description="GTZAN genre classifier: raw audio in, "
                                        "genre probabilities out (genreflow).")
-    champion_val = None
-    previous = None
-    try:
-        champ = client.get_model_version_by_alias(name, "champion")
-        previous = champ.version
-        champion_val = float(champ.tags.get(metric, "nan"))
-    except mlflow.exceptions.MlflowException:
-        pass
+    alias, reason = decide(cand_val, champ_score, mismatch)
     mv = mlflow.register_model(info.model_uri, name, tags={
-        metric: repr(val), "test_track_accuracy": repr(test_eval["accuracy"]),
-        "data_digest": digest, "data_source": fs.meta["data_source"],
-        "git_commit": run.data.tags.get("git_commit", "unknown"), "model_kind": kind,
-        "run_id": run_id})
-    alias, reason = decide(val, champion_val)
+        **ident, metric: repr(cand_val.accuracy), "val_track_loss": repr(cand_val.loss),
+        "test_track_accuracy": repr(test_score.accuracy), "data_source": tags.get("data_source"),
+        "git_commit": tags.get("git_commit", "unknown"), "model_kind": kind, "run_id": run_id})
     client.set_registered_model_alias(name, alias, mv.version)
-    client.set_model_version_tag(name, mv.version, "decision", f"{alias}: {reason}")
+    both = (f"candidate {cand_val.accuracy:.4f}, champion "
+            f"{'n/a' if champ_score is None else f'{champ_score.accuracy:.4f}'}")
+    client.set_model_version_tag(name, mv.version, "decision", f"{alias}: {reason} ({both})")
     decision = Decision(version=str(mv.version), alias=alias, reason=reason, run_id=run_id,
-                        val_metric=val, test_track_accuracy=test_eval["accuracy"],
-                        previous_champion=previous)
+                        model_kind=kind, candidate_val=cand_val, champion_val=champ_score,
+                        test_track_accuracy=test_score.accuracy, previous_champion=previous)
     log(f"{name} version {mv.version} -> @{alias}: {reason}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({**decision.__dict__, "model_name": name,
-                                   "model_kind": kind, "data_source": fs.meta["data_source"]},
-                                  indent=1))
+        out.write_text(json.dumps({**asdict(decision), "model_name": name,
+                                   "data_source": tags.get("data_source"),
+                                   "champion_version": mv.version if alias == "champion"
+                                   else previous}, indent=1))
     return decision

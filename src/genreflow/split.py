@@ -124,6 +124,19 @@ def split_table(manifest: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def split_digest(manifest: pd.DataFrame) -> str:
+    """Identity of a split: an MD5 over its sorted ``clip_id:split`` rows.
+
+    Training runs carry it as a tag, so that ``register`` compares only models
+    trained on the same split (a model of another split may have trained on
+    this split's validation clips).
+    """
+    import hashlib
+
+    rows = sorted(f"{c}:{s}" for c, s in zip(manifest["clip_id"], manifest["split"], strict=True))
+    return hashlib.md5("\n".join(rows).encode()).hexdigest()
+
+
 def write_split(manifest: pd.DataFrame, report: dict, cfg: SplitConfig,
                 manifest_path: Path, reports_dir: Path) -> dict:
     """Write the manifest CSV, the Fig. 7 table (CSV, PNG) and a summary JSON."""

@@ -45,20 +45,26 @@ def git_info(cwd: str | Path = ".") -> dict[str, str]:
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
 
 
-def data_digest(data_dir: str | Path, fallback: str = "") -> str:
-    """The DVC hash of the raw data (from ``<data_dir>.dvc``), else a hash of ``fallback``."""
-    dvc_file = Path(f"{Path(data_dir)}.dvc")
+def data_digest(data_dir: str | Path) -> str:
+    """The DVC hash of the raw data (from ``<data_dir>.dvc``); without one, a hash of the
+    folder's listing (relative paths and sizes)."""
+    data_dir = Path(data_dir)
+    dvc_file = Path(f"{data_dir}.dvc")
     if dvc_file.exists():
         try:
             outs = yaml.safe_load(dvc_file.read_text())["outs"]
             return str(outs[0]["md5"]).removesuffix(".dir")
         except (KeyError, IndexError, TypeError, yaml.YAMLError):
             pass
-    return hashlib.md5(fallback.encode()).hexdigest()
+    listing = sorted(f"{p.relative_to(data_dir)}:{p.stat().st_size}"
+                     for p in data_dir.rglob("*") if p.is_file()) if data_dir.is_dir() else []
+    return hashlib.md5("\n".join(listing).encode()).hexdigest()
 
 
-def log_keras_model(model, input_example, name: str = "model"):
+def log_keras_model(model, input_example, name: str = "model", step: int = 0):
     """Log ``model`` in MLflow's Keras flavour with a signature and an input example.
+
+    ``step`` is the epoch whose per-epoch metrics the logged model shows (the best one).
 
     ``mlflow.keras.save_model`` (MLflow 3.17) writes the input example before
     it creates the model folder; creating the folder first avoids that.
@@ -83,4 +89,4 @@ def log_keras_model(model, input_example, name: str = "model"):
     # interpreter to infer them, about 10 s per logged model.
     return Model.log(artifact_path=None, name=name, flavor=flavor, model=model,
                      signature=signature, input_example=input_example,
-                     pip_requirements=pip_requirements())
+                     pip_requirements=pip_requirements(), step=step)

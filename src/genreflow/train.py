@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.config import Config, ConfigError, ModelConfig, flatten
-from genreflow.features import FeatureSet, load_features
-from genreflow.inference import Preprocess, track_probabilities
+from genreflow.config import Config, flatten
+from genreflow.inference import Preprocess
+from genreflow.kinds import get_kind
+from genreflow.kinds.base import Prepared, TrainContext
+from genreflow.paths import FEATURES_DIR
 from genreflow.split import SPLITS
 
 # Keras log key -> MLflow metric drawn per epoch (the final, best-epoch track-level
@@ -31,7 +33,7 @@ class TrainResult:
 
     run_id: str | None
     metrics: dict[str, float]
-    bundle_dir: Path
+    bundle_dir: Path | None
     history: dict[str, list[float]]
 
 
@@ -61,62 +63,31 @@ def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str]) -> dict
     }
 
 
-# ------------------------------------------------------------------------------ inputs
-def _inception_embeddings(fs: FeatureSet, mcfg: ModelConfig, base, cache_dir: Path | None,
-                          log: Callable[[str], None]) -> dict[str, np.ndarray]:
-    """InceptionV3 features of every clip, computed once and cached on disk."""
-    import keras
-
-    from genreflow.models import SpectrogramImage
-
-    key = hashlib.md5(json.dumps([fs.meta["features"], fs.meta["counts"], mcfg.weights,
-                                  mcfg.image_size, fs.stats["mean"][:4]]).encode()).hexdigest()[:12]
-    path = cache_dir / f"inception_{key}.npz" if cache_dir else None
-    if path is not None and path.exists():
-        with np.load(path) as z:
-            return {s: z[s] for s in SPLITS}
-    inp = keras.Input(shape=(*fs.splits["train"].x.shape[1:], 1))
-    encoder = keras.Model(inp, base(SpectrogramImage(mcfg.image_size)(inp), training=False))
-    out = {}
-    for s in SPLITS:
-        t0 = time.perf_counter()
-        x = fs.splits[s].x[..., None]
-        out[s] = (encoder.predict(x, batch_size=32, verbose=0) if len(x)
-                  else np.zeros((0, base.output_shape[-1]), np.float32))
-        log(f"inception embeddings {s}: {len(x)} clips in {time.perf_counter() - t0:.1f} s")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **out)
-    return out
-
-
-def _fit_data(fs: FeatureSet, kind: str, mcfg: ModelConfig, embeddings: dict | None,
-              batch_size: int, seed: int) -> tuple[dict, tuple]:
-    """What ``fit`` reads: ``(fit kwargs for the training data, validation (x, y))``."""
-    from genreflow.models import RandomCrops
-
-    def xy(split: str) -> tuple[np.ndarray, np.ndarray]:
-        if kind == "segcnn":
-            x, y, _ = fs.segments(split)
-            return x[..., None], y
-        if kind == "inception":
-            return embeddings[split], fs.splits[split].y
-        return fs.splits[split].x[..., None], fs.splits[split].y
-
-    if kind == "segcnn" and mcfg.crops_per_clip:
-        train = {"x": RandomCrops(fs.splits["train"].x, fs.splits["train"].y,
-                                  fs.cfg.segment_frames, mcfg.crops_per_clip, batch_size, seed)}
-    else:
-        x, y = xy("train")
-        train = {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
-    return train, xy("val")
-
-
 # ---------------------------------------------------------------------------- training
+def kind_settings(cfg: Config, name: str, overrides: dict | None = None):
+    """``train.<name>`` with ``overrides`` applied and re-validated (errors name the field)."""
+    import dataclasses
+
+    from genreflow.config import ConfigError
+
+    base = cfg.train.model(name)
+    fields = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides or {}) - fields)
+    if unknown:
+        raise ConfigError(f"train.{name}: {unknown} are not settings of the {name} kind; "
+                          f"expected some of {sorted(fields)}")
+    try:
+        mcfg = replace(base, **(overrides or {}))
+        get_kind(name).check(mcfg)
+    except ConfigError as exc:
+        raise ConfigError(f"train.{name}.{exc}") from None
+    return mcfg
+
+
 def train_model(
     cfg: Config,
     model_name: str,
-    features_dir: Path = Path("artifacts/features"),
+    features_dir: Path = FEATURES_DIR,
     bundle_dir: Path | None = None,
     report_dir: Path | None = None,
     *,
@@ -128,24 +99,27 @@ def train_model(
     evaluate_test: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train ``model_name`` (cnn, inception or segcnn) and track it in MLflow.
+    """Train one model kind (``cnn``, ``segcnn``, ``inception``, ``musicnn``...), tracked in MLflow.
 
     The test split is only evaluated once, after training (``evaluate_test``);
     early stopping and any model choice use the validation split. A run that
     raises ends FAILED (KILLED when interrupted) with the reason as a tag.
+    Without ``bundle_dir``/``report_dir`` the files go to a temporary folder that
+    is removed once MLflow has them.
     """
     import mlflow
 
     from genreflow.tracking import data_digest, git_info, setup_mlflow
 
+    kind = get_kind(model_name)
     setup_mlflow(cfg.tracking, cfg.train.experiment)
-    fs = load_features(features_dir)
-    tags = {"model": model_name, "data_source": fs.meta["data_source"],
-            "data_digest": data_digest(cfg.data.dir, json.dumps(fs.meta["counts"])), **git_info()}
+    tags = {"model": model_name, "data_digest": data_digest(cfg.data.dir), **git_info()}
     run = mlflow.start_run(run_name=run_name or model_name, nested=nested, tags=tags)
     try:
-        result = _train(cfg, model_name, fs, features_dir, bundle_dir, report_dir,
-                        overrides or {}, max_epochs, callbacks, evaluate_test, run.info.run_id, log)
+        with tempfile.TemporaryDirectory(prefix="genreflow-train-") as tmp:
+            result = _train(cfg, kind, Path(features_dir), Path(bundle_dir or Path(tmp) / "bundle"),
+                            Path(report_dir or Path(tmp) / "reports"), overrides or {},
+                            max_epochs, callbacks, evaluate_test, run.info.run_id, log)
     except BaseException as exc:
         pruned = type(exc).__name__ == "TrialPruned"
         mlflow.set_tag("trial_state" if pruned else "error",
@@ -155,86 +129,56 @@ def train_model(
         mlflow.end_run(status)
         raise
     mlflow.end_run("FINISHED")
+    if bundle_dir is None:
+        result.bundle_dir = None
     return result
 
 
-def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
-           bundle_dir: Path | None, report_dir: Path | None, overrides: dict,
-           max_epochs: int | None, callbacks: Sequence, evaluate_test: bool, run_id: str,
-           log: Callable[[str], None]) -> TrainResult:
+def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: Path,
+           overrides: dict, max_epochs: int | None, callbacks: Sequence, evaluate_test: bool,
+           run_id: str, log: Callable[[str], None]) -> TrainResult:
     import keras
     import mlflow
 
-    from genreflow.models import (
-        build_cnn,
-        build_inception,
-        build_inception_top,
-        build_segcnn,
-        compile_model,
-        inception_base,
-    )
+    from genreflow.keras_parts import compile_model
 
-    mcfg = replace(cfg.train.model(model_name), **overrides)  # re-validates the section
-    if mcfg.crops_per_clip and model_name != "segcnn":
-        raise ConfigError(f"train.{model_name}.crops_per_clip: only segcnn trains on random "
-                          f"crops; expected 0, got {mcfg.crops_per_clip}")
+    name = kind.name
+    mcfg = kind_settings(cfg, name, overrides)
     tcfg = cfg.train
-    feat = fs.cfg
     epochs = max_epochs or tcfg.max_epochs
     keras.utils.set_random_seed(tcfg.seed)
+    mlflow.log_params({**flatten(asdict(mcfg), "model."), "model.name": name,
+                       "batch_size": tcfg.batch_size, "max_epochs": epochs,
+                       "patience": tcfg.patience, "min_delta": tcfg.min_delta, "seed": tcfg.seed})
 
-    params = {**flatten(asdict(mcfg), "model."), "model.name": model_name,
-              "batch_size": tcfg.batch_size, "max_epochs": epochs,
-              "patience": tcfg.patience, "min_delta": tcfg.min_delta,
-              "seed": tcfg.seed, **flatten(asdict(feat), "features."),
-              "classes": ",".join(fs.classes), "n_classes": len(fs.classes),
-              **{f"n_{s}_tracks": len(fs.splits[s].y) for s in SPLITS}}
-    mlflow.log_params(params)
-    _log_dataset(cfg, fs)
-
-    n_mels = feat.n_mels
-    embeddings = None
-    if model_name == "inception":
-        base = inception_base(mcfg)
-        # The cache sits beside (not inside) the features stage output, which DVC hashes.
-        cache = Path(features_dir).resolve().parent / "cache"
-        embeddings = _inception_embeddings(fs, mcfg, base, cache, log)
-        net = build_inception_top(embeddings["train"].shape[1], len(fs.classes), mcfg,
-                                  train_embeddings=embeddings["train"])
-        input_shape = (n_mels, feat.clip_frames)
-    elif model_name == "segcnn":
-        input_shape = (n_mels, feat.segment_frames)
-        net = build_segcnn(input_shape, len(fs.classes), mcfg)
-    else:
-        input_shape = (n_mels, feat.clip_frames)
-        net = build_cnn(input_shape, len(fs.classes), mcfg)
+    ctx = TrainContext(cfg=cfg, features_dir=features_dir, seed=tcfg.seed,
+                       batch_size=tcfg.batch_size, log=log)
+    prep: Prepared = kind.prepare(ctx, mcfg)
+    mlflow.set_tags({"data_source": prep.data_source, "split_digest": prep.split_digest})
+    mlflow.log_params({**flatten(prep.front_end.get("features", {}), "features."),
+                       "classes": ",".join(prep.classes), "n_classes": len(prep.classes),
+                       **{f"n_{s}_tracks": n for s, n in prep.counts.items()},
+                       "n_params": int(prep.servable.count_params()),
+                       "input_shape": "x".join(map(str, prep.example.shape[1:-1]
+                                                   or prep.example.shape[1:]))})
+    dataset = _log_dataset(cfg, prep)
+    net = prep.net
     compile_model(net, mcfg)
 
-    model = (build_inception(input_shape, len(fs.classes), mcfg, base=base, top=net)
-             if model_name == "inception" else net)  # what is saved, logged and served
-
-    train_data, val_data = _fit_data(fs, model_name, mcfg, embeddings, tcfg.batch_size, tcfg.seed)
-    xv_clips = fs.splits["val"].x
-
     def val_track_accuracy() -> float:
-        if model_name == "inception":
-            probs = net.predict(embeddings["val"], verbose=0)
-        else:
-            probs = track_probabilities(net, xv_clips, model_name, feat)
-        return float((probs.argmax(1) == fs.splits["val"].y).mean())
-
-    mlflow.log_params({"n_params": int(model.count_params()),
-                       "input_shape": "x".join(map(str, input_shape))})
+        return float((prep.track_probs("val").argmax(1) == prep.labels["val"].y).mean())
 
     val_track_history: list[float] = []
 
     class EpochLogger(keras.callbacks.Callback):
+        """Per-epoch curves; MLflow steps are epochs counted from 1, as everywhere else."""
+
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {})
             logs["val_track_accuracy"] = val_track_accuracy()
             val_track_history.append(logs["val_track_accuracy"])
             mlflow.log_metrics({EPOCH_METRICS[k]: float(v) for k, v in logs.items()
-                                if k in EPOCH_METRICS}, step=epoch)
+                                if k in EPOCH_METRICS}, step=epoch + 1)
             for cb in callbacks:
                 cb(epoch, logs)
 
@@ -245,87 +189,82 @@ def _train(cfg: Config, model_name: str, fs: FeatureSet, features_dir: Path,
         fit_callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.3, patience=mcfg.lr_plateau, min_delta=tcfg.min_delta))
     t0 = time.perf_counter()
-    hist = net.fit(**train_data, validation_data=val_data, epochs=epochs, verbose=2,
+    hist = net.fit(**prep.train, validation_data=prep.val, epochs=epochs, verbose=2,
                    callbacks=fit_callbacks)
     train_seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     history["val_track_accuracy"] = val_track_history
+    n_epochs = len(history.get("loss", []))
+    # the epoch whose weights were restored (counted from 1); the last one if none was better
+    best_epoch = int(stopper.best_epoch) + 1 if stopper.best_weights is not None else n_epochs
 
-    metrics: dict[str, float] = {"train_seconds": round(train_seconds, 2),
-                                 "epochs": len(history.get("loss", [])),
-                                 "best_epoch": int(stopper.best_epoch) + 1}  # the restored weights
+    metrics: dict[str, float] = {"train_seconds": round(train_seconds, 2), "epochs": n_epochs,
+                                 "best_epoch": best_epoch}
     evals = {}
     for s in SPLITS:
         if s == "test" and not evaluate_test:
             continue
-        if model_name == "inception":
-            probs = net.predict(embeddings[s], verbose=0) if len(embeddings[s]) else \
-                np.zeros((0, len(fs.classes)))
-        else:
-            probs = track_probabilities(net, fs.splits[s].x, model_name, feat)
-        evals[s] = evaluate_probs(probs, fs.splits[s].y, fs.classes)
+        probs = prep.track_probs(s)
+        evals[s] = evaluate_probs(probs, prep.labels[s].y, prep.classes)
         evals[s]["probs"] = probs
         metrics[f"{s}_track_accuracy"] = evals[s]["accuracy"]
         metrics[f"{s}_track_loss"] = evals[s]["loss"]
     mlflow.log_metrics(metrics)
 
-    pre = Preprocess(kind=model_name, classes=fs.classes, features=asdict(feat), stats=fs.stats,
-                     data_source=fs.meta["data_source"])
-    _write_outputs(model, pre, history, evals, fs, metrics, run_id, model_name,
-                   bundle_dir, report_dir, input_shape)
-    log(f"{model_name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir or Path(),
-                       history=history)
+    pre = Preprocess(kind=name, classes=prep.classes, front_end=prep.front_end,
+                     data_source=prep.data_source)
+    info = _write_outputs(prep, pre, history, evals, metrics, run_id, bundle_dir, report_dir,
+                          best_epoch)
+    # the logged model's page shows the final numbers and its dataset
+    mlflow.log_metrics(metrics, model_id=info.model_id, dataset=dataset)
+    mlflow.set_tag("keras_model_uri", info.model_uri)  # what register loads
+    log(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=history)
 
 
-def _log_dataset(cfg: Config, fs: FeatureSet) -> None:
+def _log_dataset(cfg: Config, prep: Prepared):
     """The data as an MLflow dataset input, its digest being the DVC hash of ``data/``."""
     import mlflow
 
     from genreflow.tracking import data_digest
 
-    rows = [{"clip_id": str(i), "split": s, "genre": fs.classes[int(y)]}
-            for s in SPLITS for i, y in zip(fs.splits[s].ids, fs.splits[s].y, strict=True)]
-    df = pd.DataFrame(rows)
-    digest = data_digest(cfg.data.dir, json.dumps(fs.meta["counts"]))
+    rows = [{"clip_id": str(i), "split": s, "genre": prep.classes[int(y)]}
+            for s, lab in prep.labels.items() for i, y in zip(lab.ids, lab.y, strict=True)]
     with warnings.catch_warnings():  # a local path matches two equivalent source types
         warnings.simplefilter("ignore", UserWarning)
-        ds = mlflow.data.from_pandas(df, source=str(Path(cfg.data.dir).resolve()),
-                                     name=f"gtzan-{fs.meta['data_source']}", targets="genre",
-                                     digest=digest[:32])
+        ds = mlflow.data.from_pandas(pd.DataFrame(rows), source=str(Path(cfg.data.dir).resolve()),
+                                     name=f"gtzan-{prep.data_source}", targets="genre",
+                                     digest=data_digest(cfg.data.dir)[:32])
     mlflow.log_input(ds, context="training")
+    return ds
 
 
-def _write_outputs(model, pre: Preprocess, history: dict, evals: dict, fs: FeatureSet,
-                   metrics: dict, run_id: str, model_name: str, bundle_dir: Path | None,
-                   report_dir: Path | None, input_shape: tuple[int, int]) -> None:
+def _write_outputs(prep: Prepared, pre: Preprocess, history: dict, evals: dict, metrics: dict,
+                   run_id: str, bundle_dir: Path, report_dir: Path, best_epoch: int):
     """Files for DVC (bundle, metrics, plots) and the same as MLflow artefacts."""
-    import tempfile
-
     import mlflow
 
     from genreflow.figures import plot_confusion_matrix, plot_learning_curves
     from genreflow.tracking import log_keras_model
 
-    tmp = Path(tempfile.mkdtemp(prefix="genreflow-"))
-    rdir = Path(report_dir) if report_dir else tmp / "reports"
+    name, classes = pre.kind, prep.classes
+    rdir = report_dir
     rdir.mkdir(parents=True, exist_ok=True)
     hist_df = pd.DataFrame({k: v for k, v in history.items() if len(v) == len(history["loss"])})
     hist_df.insert(0, "epoch", np.arange(1, len(hist_df) + 1))
     hist_df.to_csv(rdir / "history.csv", index=False)
-    plot_learning_curves(history, f"{model_name} learning curves [{pre.data_source}]",
-                         rdir / "learning_curves.png")
+    plot_learning_curves(history, f"{name} learning curves [{pre.data_source}]",
+                         rdir / "learning_curves.png", best_epoch=best_epoch)
     for s, ev in evals.items():
-        cm = np.array(ev["confusion_matrix"])
-        plot_confusion_matrix(cm, fs.classes,
-                              f"{model_name} {s}: track accuracy {ev['accuracy']:.3f} "
+        plot_confusion_matrix(np.array(ev["confusion_matrix"]), classes,
+                              f"{name} {s}: track accuracy {ev['accuracy']:.3f} "
                               f"[{pre.data_source}]", rdir / f"confusion_{s}.png")
         (rdir / f"confusion_{s}.json").write_text(json.dumps(
-            {"classes": fs.classes, "matrix": ev["confusion_matrix"]}, indent=1))
+            {"classes": classes, "matrix": ev["confusion_matrix"]}, indent=1))
         pred = ev["probs"].argmax(1) if len(ev["probs"]) else []
-        pd.DataFrame({"clip_id": fs.splits[s].ids,
-                      "actual": [fs.classes[i] for i in fs.splits[s].y],
-                      "predicted": [fs.classes[i] for i in pred]}).to_csv(
+        pd.DataFrame({"clip_id": prep.labels[s].ids,
+                      "actual": [classes[i] for i in prep.labels[s].y],
+                      "predicted": [classes[i] for i in pred]}).to_csv(
             rdir / f"predictions_{s}.csv", index=False)
     (rdir / "classification_report.json").write_text(json.dumps(
         {s: {"per_genre_accuracy": ev["per_genre_accuracy"], "report": ev["report"]}
@@ -336,10 +275,9 @@ def _write_outputs(model, pre: Preprocess, history: dict, evals: dict, fs: Featu
         mlflow.log_dict(ev["per_genre_accuracy"], f"per_genre_accuracy_{s}.json")
     mlflow.log_artifacts(str(rdir), artifact_path="reports")
 
-    bdir = Path(bundle_dir) if bundle_dir else tmp / "bundle"
-    bdir.mkdir(parents=True, exist_ok=True)
-    model.save(bdir / "model.keras")
-    pre.save(bdir / "preprocess.json")
-    mlflow.log_artifact(str(bdir / "preprocess.json"), artifact_path="bundle")
-    example = fs.splits["val"].x[:1, :, : input_shape[1], None].astype(np.float32)
-    log_keras_model(model, example)
+    bundle_dir.mkdir(parents=True, exist_ok=True)
+    prep.servable.save(bundle_dir / "model.keras")
+    pre.save(bundle_dir / "preprocess.json")
+    mlflow.log_artifact(str(bundle_dir / "preprocess.json"), artifact_path="bundle")
+    return log_keras_model(prep.servable, prep.example, name=f"{name}-{pre.data_source}",
+                           step=best_epoch)

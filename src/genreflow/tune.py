@@ -6,8 +6,10 @@ splits only (the test split is never evaluated here). The study lives in
 ``tune.storage`` (SQLite by default, any RDB URL) and is resumed by name, so
 running the stage again adds trials to the same study.
 
-The search space is :data:`SEARCH_SPACE`: one suggester per
-:class:`~genreflow.config.ModelConfig` field. Nothing runs at import.
+The search space is :data:`SEARCH_SPACE`: one suggester per setting every model kind
+has (:class:`~genreflow.kinds.base.KindConfig`). A study belongs to its data: its name
+carries the data digest, and a stored study whose search space differs is refused.
+Nothing runs at import.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genreflow.config import MODELS, OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
+from genreflow.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
+from genreflow.paths import FEATURES_DIR
 
 if TYPE_CHECKING:
     import optuna
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 OBJECTIVE_METRIC = "val_track_accuracy"
 Suggester = Callable[["optuna.Trial", TuneConfig], Any]
 
-#: Trial parameter -> how to draw it. Keys are :class:`ModelConfig` fields (they become
+#: Trial parameter -> how to draw it. Keys are kind settings (they become
 #: ``train_model`` overrides); add e.g.
 #: ``"dropout": lambda trial, t: trial.suggest_float("dropout", 0.0, 0.5)``.
 SEARCH_SPACE: dict[str, Suggester] = {
@@ -43,14 +46,34 @@ SEARCH_SPACE: dict[str, Suggester] = {
 
 def suggest(trial: optuna.Trial, tcfg: TuneConfig,
             space: Mapping[str, Suggester] | None = None) -> dict[str, Any]:
-    """Draw one set of ``ModelConfig`` overrides for ``trial`` from the search space."""
+    """Draw one set of kind-setting overrides for ``trial`` from the search space."""
     space = SEARCH_SPACE if space is None else space
     return {name: draw(trial, tcfg) for name, draw in space.items()}
 
 
+def study_identity(cfg: Config, space: Mapping[str, Suggester] | None = None) -> dict[str, str]:
+    """What a study's trials depend on besides the model: the data, the split, the space."""
+    import hashlib
+
+    from genreflow.tracking import data_digest
+
+    t = cfg.tune
+    split = json.dumps([asdict(cfg.split), cfg.data.genres], sort_keys=True)
+    return {
+        "data_digest": data_digest(cfg.data.dir),
+        "split_digest": hashlib.md5(split.encode()).hexdigest()[:12],
+        "search_space": json.dumps({"params": sorted(SEARCH_SPACE if space is None else space),
+                                    "optimizers": sorted(t.optimizers), "lr": [t.lr_min, t.lr_max],
+                                    "max_epochs": t.max_epochs}, sort_keys=True),
+    }
+
+
 def study_name(cfg: Config, model: str | None = None) -> str:
-    """The stored study's name: ``<tune.study>-<model>`` (one study per model)."""
-    return f"{cfg.tune.study}-{model or cfg.tune.model}"
+    """The stored study's name: ``<tune.study>-<model>-<data digest>``: one study per model
+    and data set, so trials on other data never inform this one."""
+    ident = study_identity(cfg)
+    return (f"{cfg.tune.study}-{model or cfg.tune.model}-{ident['data_digest'][:8]}"
+            f"{ident['split_digest'][:4]}")
 
 
 def redact(storage: str) -> str:
@@ -64,8 +87,10 @@ def redact(storage: str) -> str:
 
 
 def _check(tcfg: TuneConfig, model: str) -> None:
-    if model not in MODELS:
-        raise ConfigError(f"tune.model: expected one of {MODELS}, got {model!r}")
+    from genreflow.kinds import kind_names
+
+    if model not in kind_names():
+        raise ConfigError(f"tune.model: expected one of {kind_names()}, got {model!r}")
     bad = [o for o in tcfg.optimizers if o not in OPTIMIZERS]
     if not tcfg.optimizers or bad:
         raise ConfigError(f"tune.optimizers: expected a non-empty list of {OPTIMIZERS}, "
@@ -126,15 +151,18 @@ def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) ->
 
 
 def load_study(cfg: Config, model: str | None = None,
-               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+               pruner: optuna.pruners.BasePruner | None = None,
+               space: Mapping[str, Suggester] | None = None) -> optuna.Study:
     """Create or resume the study (maximising validation track accuracy).
 
     The TPE sampler is seeded with ``tune.seed + <trials already stored>``: a
     resumed study is reproducible and does not redraw its first trials' parameters.
+    A stored study of another search space is refused (its trials would mislead TPE).
     """
     import optuna
 
     name = study_name(cfg, model)
+    ident = study_identity(cfg, space)
     study = optuna.create_study(
         study_name=name, storage=_storage(cfg.tune), load_if_exists=True,
         direction="maximize",
@@ -143,9 +171,16 @@ def load_study(cfg: Config, model: str | None = None,
             n_warmup_steps=cfg.tune.prune_warmup_epochs))
     study.sampler = optuna.samplers.TPESampler(seed=cfg.tune.seed + len(study.trials),
                                                n_startup_trials=5)
+    stored = study.user_attrs.get("search_space")
+    if stored is not None and stored != ident["search_space"]:
+        raise ConfigError(
+            f"tune: the stored study {name!r} searched {stored}, but params.yaml now asks for "
+            f"{ident['search_space']}; its trials would mislead the sampler. Set tune.study to "
+            "a new name for a new study, or restore the tune settings to continue this one")
     if "model" not in study.user_attrs:
-        study.set_user_attr("model", model or cfg.tune.model)
-        study.set_user_attr("metric", OBJECTIVE_METRIC)
+        for key, value in {"model": model or cfg.tune.model, "metric": OBJECTIVE_METRIC,
+                           **ident}.items():
+            study.set_user_attr(key, value)
     return study
 
 
@@ -169,6 +204,8 @@ def study_summary(cfg: Config, model: str | None = None,
         "n_complete": counts[TrialState.COMPLETE], "n_pruned": counts[TrialState.PRUNED],
         "n_failed": counts[TrialState.FAIL], "best_value": None, "best_trial": None,
         "best_params": {}, "best_run_id": None,
+        "data_digest": study.user_attrs.get("data_digest"),
+        "data_source": study.user_attrs.get("data_source"),
     }
     if counts[TrialState.COMPLETE]:
         best = study.best_trial
@@ -178,6 +215,10 @@ def study_summary(cfg: Config, model: str | None = None,
 
 
 # ------------------------------------------------------------------------------ figures
+def _source(study: optuna.Study) -> str:
+    return f"[{study.user_attrs.get('data_source', 'unknown')}]"
+
+
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     from optuna.trial import TrialState
 
@@ -206,7 +247,7 @@ def plot_history(study: optuna.Study) -> Figure:
     if pruned:
         ax.plot([t.number for t in pruned], [t.intermediate_values[t.last_step] for t in pruned],
                 "x", color="tab:gray", label="pruned (last report)")
-    ax.set(xlabel="trial", ylabel=OBJECTIVE_METRIC, title=f"Optimisation history: {study.study_name}")
+    ax.set(xlabel="trial", ylabel=OBJECTIVE_METRIC, title=f"Optimisation history: {study.study_name} {_source(study)}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if xs or pruned:
@@ -229,7 +270,7 @@ def plot_importances(study: optuna.Study) -> Figure:
     ax = fig.add_subplot()
     ax.barh(names, [imp[n] for n in names], color="tab:blue")
     ax.set(xlabel="importance (fANOVA)", xlim=(0, 1),
-           title=f"Hyper-parameter importance on {OBJECTIVE_METRIC}")
+           title=f"Hyper-parameter importance on {OBJECTIVE_METRIC} {_source(study)}")
     return fig
 
 
@@ -249,7 +290,11 @@ def plot_lr_by_optimizer(study: optuna.Study) -> Figure:
         ax.scatter(lr, val, label=opt, s=36, alpha=0.85)
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel=OBJECTIVE_METRIC,
-           title="Learning rate vs optimiser (complete trials)")
+           title=f"Learning rate vs optimiser (complete trials) {_source(study)}")
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlapped the decades
     ax.grid(alpha=0.3, which="both")
     if groups:
         ax.legend(title="optimizer", fontsize="small")
@@ -295,7 +340,7 @@ def _child_run_id(client, experiment_id: str, parent_id: str, run_name: str) -> 
 
 def tune(
     cfg: Config,
-    features_dir: Path = Path("artifacts/features"),
+    features_dir: Path = FEATURES_DIR,
     n_trials: int | None = None,
     timeout: float | None = None,
     model: str | None = None,
@@ -329,8 +374,13 @@ def tune(
 
     prev_verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
-    study = load_study(cfg, model, pruner)
+    study = load_study(cfg, model, pruner, space)
     name = study.study_name
+    if "data_source" not in study.user_attrs:
+        from genreflow.audio import read_source
+
+        study.set_user_attr("data_source", read_source(cfg.data.dir).get("source", "unknown"))
+    data_source = study.user_attrs["data_source"]
     n_before = len(study.trials)
     log(f"study {name} in {redact(tcfg.storage)}: {n_before} stored trial(s); "
         f"running up to {n_trials} more" + (f" within {timeout:g} s" if timeout else ""))
@@ -343,6 +393,7 @@ def tune(
     parent = mlflow.start_run(
         run_name=f"study-{name}", nested=mlflow.active_run() is not None,
         tags={"optuna_study": name, "model": model, "role": "optuna_study",
+              "data_source": data_source, "data_digest": study.user_attrs["data_digest"],
               "optuna_trials_before": str(n_before), **git_info()})
     parent_id = parent.info.run_id
     mlflow.log_params(params)
@@ -427,7 +478,8 @@ def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | No
         mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
         mlflow.set_tag("best_run_id", str(summary["best_run_id"]))
     mlflow.log_metrics(metrics)
-    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="genreflow-tune-"))
-    write_study_report(study, out, log)
-    (out / "tune.json").write_text(json.dumps(summary, indent=1, default=str))
-    mlflow.log_artifacts(str(out), artifact_path="study")
+    with tempfile.TemporaryDirectory(prefix="genreflow-tune-") as tmp:
+        out = Path(out_dir) if out_dir else Path(tmp)
+        write_study_report(study, out, log)
+        (out / "tune.json").write_text(json.dumps(summary, indent=1, default=str))
+        mlflow.log_artifacts(str(out), artifact_path="study")

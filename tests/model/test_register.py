@@ -1,56 +1,137 @@
-"""The champion/challenger rule, against a real MLflow registry in tmp_path."""
+"""The champion/challenger rule, against a real MLflow registry in tmp_path.
+
+Both models are scored on the same validation clips from raw audio, through the
+path that ``mlflow models serve`` uses.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
 from mlflow import MlflowClient
 
 from genreflow.errors import GenreflowError
-from genreflow.register import best_run, decide, register_best
+from genreflow.register import Score, best_run, decide, register_best
 from genreflow.train import train_model
 
 quiet = lambda m: None  # noqa: E731
 
 
 def test_decide_rule():
-    assert decide(0.8, None)[0] == "champion"
-    assert decide(0.81, 0.80)[0] == "champion"
-    alias, reason = decide(0.80, 0.80)
+    s = lambda a, loss=0.5: Score(a, loss, 10)  # noqa: E731
+    assert decide(s(0.8), None)[0] == "champion"
+    assert decide(s(0.81), s(0.80))[0] == "champion"
+    alias, reason = decide(s(0.80), s(0.80))
     assert alias == "challenger" and "does not beat" in reason
-    assert decide(0.7, 0.8)[0] == "challenger"
+    assert decide(s(0.80, 0.4), s(0.80, 0.5))[0] == "champion"  # ties go to the lower loss
+    assert decide(s(0.7), s(0.8))[0] == "challenger"
+    alias, reason = decide(s(0.1), None, "the champion was trained on other data")
+    assert alias == "champion" and "other data" in reason
+
+
+def _prepare(cfg, root):
+    """validate, split and features of ``cfg.data.dir`` into ``root``: the manifest path."""
+    from genreflow.features import compute_features, write_features
+    from genreflow.split import make_split, split_digest
+    from genreflow.validate import validate_dataset
+
+    report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet)
+    manifest = make_split(report, cfg.split, cfg.data, log=quiet)
+    feats, classes, failed = compute_features(manifest, cfg.features, log=quiet)
+    write_features(feats, classes, failed, cfg.features, report["data_source"],
+                   root / "features", split_digest=split_digest(manifest))
+    manifest.to_csv(root / "split.csv", index=False)
+    return root / "split.csv"
 
 
 def test_register_champion_then_challenger(tiny_project, tmp_path):
     cfg, feat_dir = tiny_project
+    manifest = tmp_path / "split.csv"
     with pytest.raises(GenreflowError, match="train a model first"):
-        register_best(cfg, feat_dir, log=quiet)
+        register_best(cfg, manifest, log=quiet)
     run = train_model(cfg, "segcnn", feat_dir, log=quiet)
-    first = register_best(cfg, feat_dir, out=tmp_path / "register.json", log=quiet)
+    first = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
     assert (first.alias, first.version, first.run_id) == ("champion", "1", run.run_id)
+    # scored from raw audio through the served path, it agrees with training's number
+    assert first.candidate_val.accuracy == pytest.approx(run.metrics["val_track_accuracy"])
     client = MlflowClient(cfg.tracking.uri)
     name = cfg.register.model_name
     mv = client.get_model_version_by_alias(name, "champion")
     assert mv.tags["data_source"] == "synthetic" and mv.tags["git_commit"]
-    assert float(mv.tags["val_track_accuracy"]) == pytest.approx(run.metrics["val_track_accuracy"])
-    assert "test_track_accuracy" in mv.tags and mv.tags["data_digest"]
-    # The same best run again does not beat the champion: it becomes the challenger.
-    second = register_best(cfg, feat_dir, log=quiet)
+    assert mv.tags["split_digest"] and mv.tags["data_digest"] and "test_track_accuracy" in mv.tags
+    # The same run again scores the same on the same clips: it does not beat the champion.
+    client.delete_model_version_tag(name, "1", "val_track_accuracy")  # no metric tag: re-scored
+    second = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
     assert (second.alias, second.version) == ("challenger", "2")
+    assert second.champion_val is not None
+    assert second.champion_val.accuracy == pytest.approx(second.candidate_val.accuracy)
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     saved = json.loads((tmp_path / "register.json").read_text())
-    assert saved["alias"] == "champion" and saved["model_kind"] == "segcnn"
+    assert saved["alias"] == "challenger" and saved["model_kind"] == "segcnn"
+    assert saved["candidate_val"]["accuracy"] == saved["champion_val"]["accuracy"]
+    decision = client.get_model_version(name, "2").tags["decision"]
+    assert decision.startswith("challenger") and "champion" in decision
 
 
-def test_register_ignores_other_data(tiny_project):
+def test_better_champion_is_kept(tiny_project, tmp_path):
+    cfg, feat_dir = tiny_project
+    manifest = tmp_path / "split.csv"
+    good = replace(cfg.train, max_epochs=8, patience=8)
+    cfg.train = good
+    train_model(cfg, "segcnn", feat_dir, log=quiet)
+    champion = register_best(cfg, manifest, log=quiet)
+    assert champion.candidate_val.accuracy > 0.5
+    # a hopeless candidate (tiny learning rate, one epoch) in another experiment
+    k = good.kinds
+    cfg.train = replace(good, experiment="weak", max_epochs=1,
+                        kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
+    train_model(cfg, "cnn", feat_dir, log=quiet)
+    weak = register_best(cfg, manifest, log=quiet)
+    assert weak.alias == "challenger"
+    assert weak.champion_val.accuracy > weak.candidate_val.accuracy
+    name = cfg.register.model_name
+    assert str(MlflowClient(cfg.tracking.uri).get_model_version_by_alias(
+        name, "champion").version) == champion.version
+
+
+def test_champion_of_other_data_never_blocks(tiny_project, tmp_path):
+    """A synthetic champion (validation ~1.0), then GTZAN-shaped data: the new model wins."""
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, max_epochs=6, patience=6)
+    train_model(cfg, "segcnn", feat_dir, log=quiet)
+    assert register_best(cfg, tmp_path / "split.csv", log=quiet).alias == "champion"
+
+    gtzan = tmp_path / "gtzan"
+    shutil.copytree(cfg.data.dir, gtzan)
+    (gtzan / "SOURCE.json").write_text(json.dumps({"source": "gtzan", "origin": "test copy"}))
+    for clip in sorted((gtzan / "metal").iterdir())[:2]:  # other clips: another data digest
+        clip.unlink()
+    cfg.data = replace(cfg.data, dir=str(gtzan))
+    new_root = tmp_path / "new"
+    new_root.mkdir()
+    manifest = _prepare(cfg, new_root)
+    k = cfg.train.kinds
+    cfg.train = replace(cfg.train, max_epochs=1,
+                        kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
+    run = train_model(cfg, "cnn", new_root / "features", log=quiet)
+    d = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
+    assert d.alias == "champion" and d.run_id == run.run_id
+    assert "other data" in d.reason and d.champion_val is None
+    mv = MlflowClient(cfg.tracking.uri).get_model_version_by_alias(cfg.register.model_name,
+                                                                   "champion")
+    assert mv.tags["data_source"] == "gtzan" and mv.version == d.version
+
+
+def test_register_ignores_other_data(tiny_project, tmp_path):
     cfg, feat_dir = tiny_project
     train_model(cfg, "segcnn", feat_dir, log=quiet)
-    cfg.data = replace(cfg.data, dir=str(feat_dir))  # another data digest: no eligible run
-    (feat_dir.parent / "features.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: features\n")
+    (tmp_path / "features.dvc").write_text("outs:\n- md5: 0123abcd.dir\n  path: features\n")
+    cfg.data = replace(cfg.data, dir=str(tmp_path / "features"))  # another data digest
     with pytest.raises(GenreflowError, match="current data"):
-        register_best(cfg, feat_dir, log=quiet)
+        register_best(cfg, tmp_path / "split.csv", log=quiet)
 
 
 def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
@@ -61,11 +142,14 @@ def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
     cfg, _ = tiny_project
     setup_mlflow(cfg.tracking, cfg.train.experiment)
     ids = {}
+    base = {"data_digest": "d1", "split_digest": "s1"}
     for name, acc, loss, extra in [("older-better-loss", 0.9, 0.3, {}), ("newer", 0.9, 0.5, {}),
                                    ("pruned", 0.95, 0.1, {"trial_state": "pruned"}),
                                    ("other-data", 0.99, 0.1, {"data_digest": "other"}),
+                                   ("other-split", 0.99, 0.1, {"split_digest": "s2"}),
                                    ("worse", 0.8, 0.05, {})]:
-        with mlflow.start_run(run_name=name, tags={"data_digest": "d1", **extra}) as run:
+        with mlflow.start_run(run_name=name, tags={**base, **extra}) as run:
             mlflow.log_metrics({"val_track_accuracy": acc, "val_track_loss": loss})
         ids[name] = run.info.run_id
-    assert best_run(cfg, "d1", [cfg.train.experiment]).info.run_id == ids["older-better-loss"]
+    assert best_run(cfg, "d1", "s1", [cfg.train.experiment]).info.run_id == \
+        ids["older-better-loss"]

@@ -42,7 +42,13 @@ def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: 
 
     import mlflow.keras
 
-    keras_model = mlflow.keras.load_model(f"runs:/{res.run_id}/model")
+    assert run.data.tags["keras_model_uri"].startswith("models:/")
+    keras_model = mlflow.keras.load_model(run.data.tags["keras_model_uri"])
+    logged = mlflow.get_logged_model(run.data.tags["keras_model_uri"].split("/")[-1])
+    assert logged.name == f"{model}-synthetic"  # kind and data source, told apart in the UI
+    final = {m.key: m.value for m in logged.metrics}  # the final numbers, not epoch 1's
+    assert final["val_track_accuracy"] == run.data.metrics["val_track_accuracy"]
+    assert final["best_epoch"] == res.metrics["best_epoch"]
     pred = GenrePredictor.from_bundle(tmp_path / "bundle")
     x = np.zeros((1, *keras_model.input_shape[1:]), np.float32)
     assert np.allclose(keras_model.predict(x, verbose=0), pred.model.predict(x, verbose=0),
@@ -53,7 +59,8 @@ def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: 
 
 def test_bad_parameter_ends_failed_with_reason(tiny_project):
     cfg, feat_dir = tiny_project
-    cfg.train = replace(cfg.train, cnn=replace(cfg.train.cnn, filters=[0]))
+    k = cfg.train.kinds
+    cfg.train = replace(cfg.train, kinds={**k, "cnn": replace(k["cnn"], filters=[0])})
     with pytest.raises(Exception):  # noqa: B017 - Keras raises ValueError for 0 filters
         train_model(cfg, "cnn", feat_dir, log=quiet)
     client = MlflowClient(cfg.tracking.uri)
@@ -90,11 +97,13 @@ def test_inception_imagenet_offline_says_how_to_supply(tiny_project, monkeypatch
     monkeypatch.setattr(inception_v3, "WEIGHTS_PATH_NO_TOP", f"http://127.0.0.1:{port}/w.h5")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     cfg, feat_dir = tiny_project
-    cfg.train = replace(cfg.train, inception=replace(cfg.train.inception, weights="imagenet"))
+    k = cfg.train.kinds
+    cfg.train = replace(cfg.train, kinds={**k, "inception": replace(k["inception"],
+                                                                  weights="imagenet")})
     with pytest.raises(GenreflowError, match="train.inception.weights"):
         train_model(cfg, "inception", feat_dir, log=quiet)
-    cfg.train = replace(cfg.train, inception=replace(cfg.train.inception,
-                                                     weights=str(tmp_path / "nope.h5")))
+    cfg.train = replace(cfg.train, kinds={**k, "inception": replace(
+        k["inception"], weights=str(tmp_path / "nope.h5"))})
     with pytest.raises(GenreflowError, match="does not exist"):
         train_model(cfg, "inception", feat_dir, log=quiet)
 
@@ -107,7 +116,9 @@ def test_inception_local_weights_file(tiny_project, tmp_path):
                                           input_shape=(75, 75, 3), pooling="avg")
     path = tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     _legacy_h5(base, path)  # the format of Keras' published notop file
-    cfg.train = replace(cfg.train, inception=replace(cfg.train.inception, weights=str(path)))
+    k = cfg.train.kinds
+    cfg.train = replace(cfg.train, kinds={**k, "inception": replace(k["inception"],
+                                                                  weights=str(path))})
     res = train_model(cfg, "inception", feat_dir, log=quiet)
     assert res.metrics["epochs"] == 2
 
@@ -136,7 +147,7 @@ def test_evaluate_probs_confusion_and_report():
 
 
 def test_random_crops_are_seeded_labelled_and_redrawn_each_epoch():
-    from genreflow.models import RandomCrops
+    from genreflow.keras_parts import RandomCrops
 
     x = np.stack([np.tile(np.arange(50, dtype=np.float16) + 100 * i, (4, 1)) for i in range(3)])
     y = np.array([0, 1, 2])
@@ -170,17 +181,18 @@ def test_segcnn_without_crops_and_lr_plateau(tiny_project):
 @pytest.mark.parametrize("field,value", [("crops_per_clip", -1), ("lr_plateau", 1.5),
                                          ("dropout", 1.0)])
 def test_model_config_rejects_bad_values(field, value):
-    from genreflow.config import ConfigError, ModelConfig
+    from genreflow.config import ConfigError
+    from genreflow.kinds.segcnn import SegCnnConfig
 
     with pytest.raises(ConfigError, match=field):
-        ModelConfig(**{field: value})
+        SegCnnConfig(**{field: value})
 
 
 def test_crops_for_a_whole_clip_model_is_refused_and_run_failed(tiny_project):
     from genreflow.config import ConfigError
 
     cfg, feat_dir = tiny_project
-    with pytest.raises(ConfigError, match=r"train\.cnn\.crops_per_clip"):
+    with pytest.raises(ConfigError, match=r"train\.cnn: \['crops_per_clip'\] are not settings"):
         train_model(cfg, "cnn", feat_dir, overrides={"crops_per_clip": 2}, log=quiet)
     client = MlflowClient(cfg.tracking.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])

@@ -1,0 +1,121 @@
+"""Keras building blocks shared by the model kinds: optimisers, custom layers, crops.
+
+Importing this module registers genreflow's custom layers with Keras, so saved
+models that use them load (``keras.saving.load_model``).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from genreflow.errors import GenreflowError
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Optimiser by name: sgd, sgd_momentum, adam, adadelta, adagrad, rmsprop."""
+    factories = {
+        "sgd": lambda: keras.optimizers.SGD(learning_rate),
+        "sgd_momentum": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True),
+        "adam": lambda: keras.optimizers.Adam(learning_rate),
+        "adadelta": lambda: keras.optimizers.Adadelta(learning_rate),
+        "adagrad": lambda: keras.optimizers.Adagrad(learning_rate),
+        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate),
+    }
+    if name not in factories:
+        raise GenreflowError(f"optimizer: expected one of {sorted(factories)}, got {name!r}")
+    return factories[name]()
+
+
+def compile_model(model: keras.Model, cfg) -> keras.Model:
+    """SGD-family or adaptive optimiser, sparse categorical cross-entropy, accuracy."""
+    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@keras.saving.register_keras_serializable(package="genreflow")
+class SpecAugment(layers.Layer):
+    """Random frequency and time masks (training only) on ``(batch, mels, frames, 1)``."""
+
+    def __init__(self, freq_mask: int = 16, time_mask: int = 24, **kwargs):
+        super().__init__(**kwargs)
+        self.freq_mask = freq_mask
+        self.time_mask = time_mask
+        self.seed_gen = keras.random.SeedGenerator(1234)
+
+    def _mask(self, x, axis: int, width: int):
+        ops = keras.ops
+        size = ops.shape(x)[axis]
+        batch = ops.shape(x)[0]
+        w = keras.random.randint((batch, 1), 0, width + 1, seed=self.seed_gen)
+        start = keras.random.randint((batch, 1), 0, size, seed=self.seed_gen)
+        pos = ops.arange(size)[None, :]
+        keep = ops.logical_or(pos < start, pos >= start + w)
+        keep = ops.cast(keep, x.dtype)
+        shape = [batch, 1, 1, 1]
+        shape[axis] = size
+        return x * ops.reshape(keep, shape)
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        return self._mask(self._mask(x, 1, self.freq_mask), 2, self.time_mask)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "freq_mask": self.freq_mask, "time_mask": self.time_mask}
+
+
+class RandomCrops(keras.utils.PyDataset):
+    """Training batches of random ``width``-frame crops, ``per_clip`` per clip and epoch.
+
+    Every epoch draws new crop positions (seeded), so the segment model sees
+    fresh windows each time at a fraction of the cost of all overlapping ones.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, width: int, per_clip: int,
+                 batch_size: int, seed: int):
+        super().__init__()
+        if x.shape[-1] < width:
+            raise GenreflowError(f"clips of {x.shape[-1]} frames are shorter than a "
+                                 f"{width}-frame segment")
+        self.x, self.y, self.width, self.per_clip = x, y, width, per_clip
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self._draw()
+
+    def _draw(self) -> None:
+        self.clip = np.repeat(np.arange(len(self.x)), self.per_clip)
+        self.rng.shuffle(self.clip)
+        self.start = self.rng.integers(0, self.x.shape[-1] - self.width + 1, len(self.clip))
+
+    def __len__(self) -> int:
+        return -(-len(self.clip) // self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        clips, starts = self.clip[sl], self.start[sl]
+        x = np.stack([self.x[c, :, t:t + self.width] for c, t in zip(clips, starts, strict=True)])
+        return x[..., None].astype(np.float32), self.y[clips]
+
+    def on_epoch_end(self) -> None:
+        self._draw()
+
+
+@keras.saving.register_keras_serializable(package="genreflow")
+class SpectrogramImage(layers.Layer):
+    """Normalised log-mel ``(batch, mels, frames, 1)`` to an RGB-like image in [-1, 1]."""
+
+    def __init__(self, image_size: int = 139, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = image_size
+
+    def call(self, x):
+        ops = keras.ops
+        x = ops.image.resize(x, (self.image_size, self.image_size))
+        x = ops.clip(x / 3.0, -1.0, 1.0)
+        return ops.repeat(x, 3, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "image_size": self.image_size}

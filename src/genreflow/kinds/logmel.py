@@ -1,0 +1,111 @@
+"""Kinds that read genreflow's own cached log-mel features (the ``features`` stage).
+
+One front-end for training and serving: loudness-normalised signal, log-mel at
+``features.sample_rate``, band statistics of the training split. Windows cover
+real audio only (no padding to the training length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+
+from genreflow.config import FeaturesConfig
+from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainContext
+
+
+def whole_windows(spec: np.ndarray, width: int) -> np.ndarray:
+    """Clip-length windows over ``(n_mels, frames)``: ``(n, n_mels, width)``.
+
+    Longer signals give consecutive windows plus one aligned to the end, so every
+    frame is seen; a shorter signal is tiled (repeated) to one window: the model
+    sees only real audio, never silence padding.
+    """
+    frames = spec.shape[-1]
+    if frames < width:
+        spec = np.tile(spec, (1, -(-width // frames)))[:, :width]
+        frames = width
+    starts = list(range(0, frames - width + 1, width))
+    if starts[-1] + width < frames:
+        starts.append(frames - width)
+    return np.stack([spec[:, s:s + width] for s in starts])
+
+
+def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
+    """Overlapping ``width``-frame windows over real frames, the last aligned to the end."""
+    from genreflow.errors import GenreflowError
+
+    frames = spec.shape[-1]
+    if frames < width:
+        raise GenreflowError(f"the signal gives {frames} frames, fewer than one "
+                             f"{width}-frame window")
+    starts = list(range(0, frames - width + 1, hop))
+    if starts[-1] + width < frames:
+        starts.append(frames - width)
+    return np.stack([spec[:, s:s + width] for s in starts])
+
+
+class LogMelKind(ModelKind):
+    """Base of the kinds fed by ``artifacts/features``; subclasses define the windows."""
+
+    reads = ("features",)
+
+    def window_frames(self, feat: FeaturesConfig) -> int:
+        raise NotImplementedError
+
+    def windows(self, spec: np.ndarray, feat: FeaturesConfig) -> np.ndarray:
+        """Model inputs ``(n, n_mels, w)`` for one normalised log-mel."""
+        return whole_windows(spec, self.window_frames(feat))
+
+    def track_probs(self, model, x_clips: np.ndarray, feat: FeaturesConfig) -> np.ndarray:
+        """Track probabilities: the mean over each clip's windows."""
+        from genreflow.inference import forward, mean_by_track
+
+        if len(x_clips) == 0:
+            return np.zeros((0, model.output_shape[-1]), np.float32)
+        per_track = [self.windows(x, feat) for x in x_clips]
+        probs = forward(model, np.concatenate(per_track)[..., None])
+        return mean_by_track(probs, [len(w) for w in per_track])
+
+    # --------------------------------------------------------------------- training
+    def build(self, ctx: TrainContext, mcfg: KindConfig, input_shape: tuple[int, int]):
+        """``(net, servable)``: the Keras model to fit and the one to serve."""
+        raise NotImplementedError
+
+    def fit_data(self, ctx: TrainContext, mcfg: KindConfig) -> tuple[dict, tuple]:
+        """Training kwargs and validation data: whole clips by default."""
+        fs = ctx.features
+        tr, va = fs.splits["train"], fs.splits["val"]
+        return ({"x": tr.x[..., None], "y": tr.y, "batch_size": ctx.batch_size, "shuffle": True},
+                (va.x[..., None], va.y))
+
+    def prepare(self, ctx: TrainContext, mcfg: KindConfig) -> Prepared:
+        fs = ctx.features
+        feat = fs.cfg
+        input_shape = (feat.n_mels, self.window_frames(feat))
+        net, servable = self.build(ctx, mcfg, input_shape)
+        train, val = self.fit_data(ctx, mcfg)
+        return Prepared(
+            net=net, servable=servable, train=train, val=val,
+            track_probs=lambda s: self.track_probs(net, fs.splits[s].x, feat),
+            labels={s: Labels(ids=v.ids, y=v.y) for s, v in fs.splits.items()},
+            classes=list(fs.classes), front_end=self.front_end_of(fs),
+            example=self.windows(fs.splits["val"].x[0] if len(fs.splits["val"].y)
+                                 else fs.splits["train"].x[0], feat)[:1, ..., None]
+            .astype(np.float32),
+            data_source=fs.meta["data_source"], split_digest=fs.meta.get("split_digest", ""))
+
+    @staticmethod
+    def front_end_of(fs) -> dict:
+        return {"sample_rate": fs.cfg.sample_rate, "features": asdict(fs.cfg),
+                "stats": fs.stats}
+
+    # ---------------------------------------------------------------------- serving
+    def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
+        from genreflow.audio import signal_log_mel
+        from genreflow.features import normalise
+
+        feat = FeaturesConfig(**front_end["features"])
+        spec = normalise(signal_log_mel(y, feat), front_end["stats"])
+        return self.windows(spec, feat)[..., None]
