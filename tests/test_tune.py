@@ -43,7 +43,10 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     first = tune(cfg, feat_dir, out_dir=out, log=quiet)  # tune.n_trials == 2
     assert first["n_trials"] == 2 and first["trials_this_run"] == 2
     second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=quiet)
-    assert second["study"] == first["study"] == "test-study-segcnn"
+    from genreflow.tune import study_name
+
+    name = study_name(cfg)
+    assert second["study"] == first["study"] == name and name.startswith("test-study-segcnn-")
     assert second["n_trials"] == 3 and second["trials_this_run"] == 1
 
     study = _study(cfg)
@@ -64,7 +67,9 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     client = MlflowClient(cfg.tracking.uri)
     parents, children = _runs(cfg)
     assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
-    assert {p.data.tags["optuna_study"] for p in parents} == {"test-study-segcnn"}
+    assert {p.data.tags["optuna_study"] for p in parents} == {name}
+    assert {p.data.tags["data_source"] for p in parents} == {"synthetic"}
+    assert saved["data_source"] == "synthetic" and saved["data_digest"]
     assert len(children) == 3
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {p.info.run_id
                                                                      for p in parents}
@@ -72,7 +77,7 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     for t in study.trials:
         run = by_id[t.user_attrs["mlflow_run_id"]]
         assert run.data.tags["optuna_trial"] == str(t.number)
-        assert run.data.tags["optuna_study"] == "test-study-segcnn"
+        assert run.data.tags["optuna_study"] == name
         assert run.data.tags["trial_state"] == t.state.name.lower()
         assert run.data.params["model.optimizer"] == t.params["optimizer"]
         assert float(run.data.params["model.learning_rate"]) == pytest.approx(
@@ -185,3 +190,29 @@ def test_trial_of_a_killed_process_is_failed_on_resume(tiny_project):
         run = client.get_run(run_id)
         assert run.info.status == "FAILED" and "heartbeat" in run.data.tags["error"]
     assert client.get_run(child.info.run_id).data.tags["trial_state"] == "failed"
+
+
+def test_study_belongs_to_its_data_and_search_space(tiny_project, tmp_path: Path):
+    """New data gets a new study (tune.json counts only its trials); a changed search
+    space on the same data is refused with the reason."""
+    import shutil
+    from dataclasses import replace
+
+    from genreflow.config import ConfigError
+    from genreflow.tune import tune
+
+    cfg, feat_dir = tiny_project
+    first = tune(cfg, feat_dir, n_trials=1, log=quiet)
+    other = tmp_path / "other-data"
+    shutil.copytree(cfg.data.dir, other)
+    next(iter(sorted((other / "metal").iterdir()))).unlink()
+    cfg_other = replace(cfg, data=replace(cfg.data, dir=str(other)))
+    out = tmp_path / "tune-other"
+    second = tune(cfg_other, feat_dir, n_trials=1, out_dir=out, log=quiet)
+    assert second["study"] != first["study"] and second["n_trials"] == 1
+    assert json.loads((out / "tune.json").read_text())["n_trials"] == 1
+    assert second["data_digest"] != first["data_digest"]
+
+    narrower = replace(cfg, tune=replace(cfg.tune, optimizers=["adam"]))
+    with pytest.raises(ConfigError, match="search"):
+        tune(narrower, feat_dir, n_trials=1, log=quiet)

@@ -197,7 +197,7 @@ def register_best(
         except mlflow.exceptions.MlflowException:
             champ = None
         if champ is not None:
-            previous = champ.version
+            previous = str(champ.version)
             mismatch = _mismatch(_version_identity(champ.tags), ident)
             if mismatch is None:
                 champ_score, _ = score_on_audio(

@@ -109,7 +109,7 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
         if seconds is not None and seconds > self.max_seconds:
             raise _bad_input(f"{where}: audio is {seconds:.1f} s long, longer than the "
                              f"maximum of {self.max_seconds:g} s")
-        sr = self.predictor.feat.sample_rate
+        sr = self.predictor.sample_rate
         try:
             y, _ = decode(raw, sr)
         except AudioError as exc:

@@ -122,7 +122,7 @@ def test_champion_of_other_data_never_blocks(tiny_project, tmp_path):
     assert "other data" in d.reason and d.champion_val is None
     mv = MlflowClient(cfg.tracking.uri).get_model_version_by_alias(cfg.register.model_name,
                                                                    "champion")
-    assert mv.tags["data_source"] == "gtzan" and mv.version == d.version
+    assert mv.tags["data_source"] == "gtzan" and str(mv.version) == d.version
 
 
 def test_register_ignores_other_data(tiny_project, tmp_path):
