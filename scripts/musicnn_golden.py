@@ -13,7 +13,7 @@ test compares the networks, not the front-ends. Run from the repository root:
                                                                # `tensorflow-cpu`
     PYTHONPATH=/tmp/tfk python scripts/musicnn_golden.py --gtzan ../shared/gtzan
 
-It writes tests/golden/musicnn.npz (~90 KB): ``clip_ids``, ``offsets`` (s), ``patches``
+It writes tests/golden/musicnn.npz (~85 KB): ``clip_ids``, ``offsets`` (s), ``patches``
 (n, 187, 96) float16, and for each variant ``msd_``/``mtt_`` + ``taggram``, ``penultimate``,
 ``mean_pool``, ``max_pool`` (float32).
 """
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 # (clip id, start of the 3 s patch in seconds)
-CLIPS = (("rock.00010", 10.0), ("classical.00010", 10.0), ("jazz.00010", 10.0))
+CLIPS = (("rock.00005", 10.0), ("classical.00001", 10.0))
 SR, N_FFT, HOP, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
 
 
@@ -59,7 +59,7 @@ def run_tf1(variant: str, patches: np.ndarray) -> dict[str, np.ndarray]:
     try:
         tf.compat.v1.layers.conv2d  # noqa: B018
     except AttributeError:
-        raise SystemExit("tf.compat.v1.layers needs tf-keras: see this script's docstring")
+        raise SystemExit("tf.compat.v1.layers needs tf-keras: see this script's docstring") from None
     from musicnn import models  # the package's TF1 code; dev-only
 
     tf.compat.v1.disable_eager_execution()
