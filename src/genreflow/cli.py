@@ -33,16 +33,25 @@ def _log(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+DEBUG_ENV = "GENREFLOW_DEBUG"
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected failures into one clear line on stderr and exit status 1."""
+    """Report a user error (:class:`GenreflowError`) as one red line on stderr, exit status 1.
+
+    Any other exception is a bug and keeps its traceback. ``GENREFLOW_DEBUG=1``
+    shows the traceback of user errors too.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genreflow.errors import USER_ERRORS
+        from genreflow.errors import GenreflowError
 
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except GenreflowError as exc:
+            if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+                raise
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -135,10 +144,11 @@ def split(params: Params = PARAMS_DEFAULT,
           manifest: Path = Path("artifacts/split.csv"),
           out: Path = Path("reports/split")) -> None:
     """Stage 2: choose genres, balance, split by track (Fig. 7)."""
+    from genreflow.errors import require
     from genreflow.split import format_table, make_split, write_split
 
     cfg = _cfg(params)
-    rep = json.loads(report.read_text())
+    rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
     table = make_split(rep, cfg.split, cfg.data, log=_log)
     summary = write_split(table, rep, cfg.split, manifest, out)
     typer.echo(format_table(table))
@@ -156,10 +166,11 @@ def features(params: Params = PARAMS_DEFAULT,
     import pandas as pd
 
     from genreflow.audio import read_source
+    from genreflow.errors import require
     from genreflow.features import compute_features, write_features
 
     cfg = _cfg(params)
-    table = pd.read_csv(manifest)
+    table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
     t0 = time.perf_counter()
     feats, classes, failed = compute_features(table, cfg.features, log=_log)
     elapsed = time.perf_counter() - t0
@@ -176,10 +187,11 @@ def figures(params: Params = PARAMS_DEFAULT,
             report: Path = Path("reports/validate/validate.json"),
             out: Path = Path("plots/figures")) -> None:
     """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
+    from genreflow.errors import require
     from genreflow.figures import make_figures
 
     cfg = _cfg(params)
-    rep = json.loads(report.read_text())
+    rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
     valid = {r["clip_id"] for r in rep["clips"] if r["status"] == "ok"}
     paths = make_figures(Path(cfg.data.dir), out, cfg.features, cfg.figures,
                          valid_ids=valid, log=_log)

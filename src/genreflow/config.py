@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from genreflow.errors import GenreflowError
+
 GTZAN_GENRES: tuple[str, ...] = (
     "blues",
     "classical",
@@ -32,7 +34,7 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "sgd_momentum", "adam", "adadelta", "adagr
 MODELS: tuple[str, ...] = ("cnn", "inception", "segcnn")
 
 
-class ConfigError(ValueError):
+class ConfigError(GenreflowError, ValueError):
     """A parameter is missing, unknown or of the wrong type."""
 
 
