@@ -305,6 +305,7 @@ def test_editing_imported_code_makes_dvc_status_report_the_stage(tmp_path: Path)
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(SRC, repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     _dvc(["init", "--no-scm", "-q"], repo)
+    _dvc(["config", "--local", "core.site_cache_dir", str(tmp_path / "dvc-site")], repo)
     all_stages = stages()
     for stage in all_stages.values():
         for key in ("deps", "outs", "metrics", "plots"):
