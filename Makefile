@@ -1,10 +1,20 @@
 # genreflow: the two set-up commands of the README are `make repro` and `make test`.
+# `make help` lists the targets (from their `##` comments).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test test-all lint clean-outputs
+# what the pipeline derives from data/ (dvc.yaml's outputs); never data/ or tracking state
+OUTPUTS := artifacts reports plots models dvc_plots
+
+.PHONY: help install repro test test-all lint clean-outputs
+
+## List the targets and what they do.
+help:
+	@awk '/^## /{doc = substr($$0, 4); next} \
+	      /^[a-zA-Z_-]+:/{if (doc) {split($$1, t, ":"); printf "  %-14s %s\n", t[1], doc}; doc = ""} \
+	      !/^## /{doc = ""}' $(MAKEFILE_LIST)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +23,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
 	touch $@
 
+## Create .venv and install genreflow with its dev tools (redone when pyproject.toml changes).
 install: $(BIN)/.installed
 
 ## The main job: real GTZAN from $GTZAN_DIR if set, else the synthetic set; then `dvc repro`.
@@ -24,8 +35,14 @@ repro: install
 test: install
 	pytest
 
+## Every test, the slow ones too (end-to-end `dvc repro`, ...).
 test-all: install
 	pytest -m "slow or not slow"
 
+## ruff over src, tests and scripts.
 lint: install
 	ruff check src tests scripts
+
+## Delete the pipeline outputs (artifacts reports plots models dvc_plots); keeps data/, mlflow.db, mlruns/, optuna.db.
+clean-outputs:
+	rm -rf $(OUTPUTS)

@@ -1,11 +1,15 @@
 """Benchmark (not a test): the paper's protocol on real GTZAN clips, several seeds.
 
-    python scripts/benchmark.py --gtzan ../shared/gtzan --genres blues,classical,jazz,rock \
-        --seeds 0,1,2 --models cnn,inception,segcnn --out benchmarks/results/four-genres
+    python scripts/benchmark.py --gtzan ../shared/gtzan --data-source gtzan \
+        --genres blues,classical,jazz,rock --seeds 0,1,2 --models cnn,inception,segcnn \
+        --out benchmarks/results/four-genres
 
 For each seed: validate, a stratified balanced 80/9/10 split, features, then
 every model trained on the same split. Tracking goes to a store inside
 ``--out`` (never the project's). Writes ``report.json`` and ``report.md``.
+The data source recorded with every artefact comes from the data folder's
+``SOURCE.json`` (written by ``genreflow data get|synth``); a folder without one
+needs ``--data-source``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
+    from genreflow.audio import read_source
     from genreflow.config import load_config
     from genreflow.features import compute_features, write_features
     from genreflow.split import make_split, write_split
@@ -30,7 +35,10 @@ def main() -> None:
     from genreflow.validate import validate_dataset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--gtzan", default=os.environ.get("GTZAN_DIR", "../shared/gtzan"))
+    ap.add_argument("--gtzan", default=os.environ.get("GTZAN_DIR", "../shared/gtzan"),
+                    help="the audio folder (<genre>/<genre>.NNNNN.<ext>)")
+    ap.add_argument("--data-source", choices=["gtzan", "synthetic"],
+                    help="what --gtzan holds; default: the 'source' of its SOURCE.json")
     ap.add_argument("--genres", default="blues,classical,jazz,rock",
                     help="comma-separated, or 'all'")
     ap.add_argument("--seeds", default="0,1,2")
@@ -50,6 +58,7 @@ def main() -> None:
     cfg = load_config(args.params)
     genres = "all" if args.genres == "all" else args.genres.split(",")
     cfg.data = replace(cfg.data, dir=str(Path(args.gtzan).resolve()))
+    args.data_source = _data_source(args.data_source, read_source(cfg.data.dir), args.gtzan, ap)
     cfg.tracking = replace(cfg.tracking, uri=f"sqlite:///{out / 'mlflow.db'}",
                            artifact_root=str(out / "mlruns"))
     os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -69,7 +78,8 @@ def main() -> None:
         t0 = time.perf_counter()
         feats, classes, failed = compute_features(manifest, cfg.features)
         feature_times.append((len(manifest), time.perf_counter() - t0))
-        write_features(feats, classes, failed, cfg.features, "gtzan", sdir / "features")
+        write_features(feats, classes, failed, cfg.features, args.data_source,
+                       sdir / "features")
         for model in results:
             res = train_model(cfg, model, sdir / "features", bundle_dir=sdir / "models" / model,
                               report_dir=sdir / "reports" / model, max_epochs=args.max_epochs,
@@ -84,6 +94,17 @@ def main() -> None:
     print(_markdown(summary))
 
 
+def _data_source(flag: str | None, recorded: dict, folder: str, ap) -> str:
+    """The data source: SOURCE.json's, or ``--data-source`` (which must not contradict it)."""
+    known = recorded.get("source") if recorded.get("source") != "unknown" else None
+    if flag and known and flag != known:
+        ap.error(f"--data-source {flag}, but {folder}/SOURCE.json says {known!r}")
+    if not (flag or known):
+        ap.error(f"{folder}: no SOURCE.json says what this audio is; pass --data-source gtzan "
+                 "(or synthetic)")
+    return flag or known
+
+
 def _summary(args, results, feature_times, classes) -> dict:
     def stats(vals: list[float]) -> dict:
         return {"mean": statistics.mean(vals), "std": statistics.pstdev(vals),
@@ -93,6 +114,7 @@ def _summary(args, results, feature_times, classes) -> dict:
     return {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "command": vars(args),
+        "data_source": args.data_source,
         "classes": classes,
         "features_clips_per_second": n / secs if secs else None,
         "models": {m: {"test_track_accuracy": stats([r["test_track_accuracy"] for r in rs]),
@@ -106,7 +128,7 @@ def _summary(args, results, feature_times, classes) -> dict:
 def _markdown(s: dict) -> str:
     """The report: per-model summary, per-seed runs, and the targets of the training issue."""
     models = {m: r for m, r in s["models"].items() if r["test_track_accuracy"]}
-    lines = [f"# Benchmark: {', '.join(s['classes'])}", "",
+    lines = [f"# Benchmark: {', '.join(s['classes'])} [{s.get('data_source', 'unknown')}]", "",
              f"{s['machine']['cpus']} CPUs, {s['machine']['platform']}; "
              f"features: {s['features_clips_per_second']:.1f} clips/s", "",
              "| model | test track accuracy (mean ± sd) | min-max | val track accuracy (mean) "

@@ -47,6 +47,7 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_config(root: Path, data_dir: Path):
     """A config shrunk for tests: short clips and segments, 2 epochs, tracking in ``root``."""
     from genreflow.config import Config
+    from tests_helpers import all_settings
 
     cfg = Config()
     cfg.data = replace(cfg.data, dir=str(data_dir), genres=TINY_GENRES)
@@ -55,7 +56,7 @@ def tiny_config(root: Path, data_dir: Path):
     cfg.features = replace(cfg.features, clip_seconds=4.0, segment_seconds=1.0, n_mels=32,
                            n_fft=1024, workers=1)
     small = dict(filters=[4, 8], dense=8)
-    k = cfg.train.kinds
+    k = all_settings(cfg.train)
     cfg.train = replace(
         cfg.train, max_epochs=2, patience=2, batch_size=8, experiment="test",
         kinds={**k, "cnn": replace(k["cnn"], **small), "segcnn": replace(k["segcnn"], **small),

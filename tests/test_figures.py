@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from genreflow.audio import Clip
-from genreflow.config import FeaturesConfig, FiguresConfig
+from genreflow.config import ConfigError, FeaturesConfig, FiguresConfig
+from genreflow.errors import DataError
 from genreflow.figures import (
     FIGURE_KINDS,
     choose_clips,
@@ -67,7 +68,7 @@ def test_choose_auto_respects_valid_ids(data_dir: Path) -> None:
     valid = {"blues.00002", "jazz.00001", "jazz.00002"}
     assert [c.clip_id for c in choose_clips(data_dir, "auto", valid)] == [
         "blues.00002", "jazz.00001"]
-    with pytest.raises(ValueError, match="no valid clips"):
+    with pytest.raises(DataError, match="no valid clips"):
         choose_clips(data_dir, "auto", set())
 
 
@@ -78,7 +79,7 @@ def test_choose_explicit_list_and_string(data_dir: Path) -> None:
 
 
 def test_choose_unknown_id_raises(data_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"pop\.00042") as err:
+    with pytest.raises(ConfigError, match=r"pop\.00042") as err:
         choose_clips(data_dir, ["blues.00001", "pop.00042"])
     message = str(err.value)
     assert "blues.00000" in message.split("available")[1]  # lists some available ids
@@ -132,7 +133,7 @@ def test_make_figures_auto_valid_ids_exclude_corrupt(data_dir: Path, tmp_path: P
 
 
 def test_make_figures_unknown_id(data_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"metal\.00000"):
+    with pytest.raises(ConfigError, match=r"metal\.00000"):
         make_figures(data_dir, tmp_path, feat(), FiguresConfig(clips=["metal.00000"]))
 
 

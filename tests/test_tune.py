@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
+import optuna
 import pytest
-
-optuna = pytest.importorskip("optuna")
-mlflow = pytest.importorskip("mlflow")
 
 quiet = lambda m: None  # noqa: E731
 

@@ -27,3 +27,21 @@ class Logs(list):
     @property
     def text(self) -> str:
         return "\n".join(self)
+
+
+def with_kind(cfg, name: str, **changes):
+    """``cfg`` with ``train.<name>`` settings changed (parsed by the kind's config class)."""
+    from dataclasses import replace
+
+    from genreflow.kinds import settings
+
+    kinds = {**cfg.train.kinds, name: replace(settings(cfg.train, name), **changes)}
+    cfg.train = replace(cfg.train, kinds=kinds)
+    return cfg
+
+
+def all_settings(train) -> dict:
+    """Every kind's parsed settings of a ``TrainConfig`` (for ``replace`` in tests)."""
+    from genreflow.kinds import kind_names, settings
+
+    return {n: settings(train, n) for n in kind_names()}

@@ -17,13 +17,14 @@ import numpy as np
 import soundfile as sf
 
 from genreflow.config import FeaturesConfig
+from genreflow.errors import GenreflowError, MissingInputError
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3")
 CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
 SOURCE_FILE = "SOURCE.json"
 
 
-class AudioError(ValueError):
+class AudioError(GenreflowError, ValueError):
     """Audio that cannot be decoded or is unusable."""
 
 
@@ -40,7 +41,7 @@ def find_clips(data_dir: str | Path, genres: list[str] | None = None) -> list[Cl
     """All audio clips under ``data_dir/<genre>/``, sorted by id."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{data_dir}: no such data folder; run `genreflow data get` or `genreflow data synth`"
         )
     clips = []

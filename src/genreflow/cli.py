@@ -35,16 +35,25 @@ def _log(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+DEBUG_ENV = "GENREFLOW_DEBUG"
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected failures into one clear line on stderr and exit status 1."""
+    """Report a user error (:class:`GenreflowError`) as one red line on stderr, exit status 1.
+
+    Any other exception is a bug and keeps its traceback. ``GENREFLOW_DEBUG=1``
+    shows the traceback of user errors too.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genreflow.errors import USER_ERRORS
+        from genreflow.errors import GenreflowError
 
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except GenreflowError as exc:
+            if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+                raise
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -137,10 +146,11 @@ def split(params: Params = PARAMS_DEFAULT,
           manifest: Path = paths.SPLIT_MANIFEST,
           out: Path = paths.SPLIT_REPORTS) -> None:
     """Stage 2: choose genres, balance, split by track (Fig. 7)."""
+    from genreflow.errors import require
     from genreflow.split import format_table, make_split, write_split
 
     cfg = _cfg(params)
-    rep = json.loads(report.read_text())
+    rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
     table = make_split(rep, cfg.split, cfg.data, log=_log)
     summary = write_split(table, rep, cfg.split, manifest, out)
     typer.echo(format_table(table))
@@ -158,10 +168,11 @@ def features(params: Params = PARAMS_DEFAULT,
     import pandas as pd
 
     from genreflow.audio import read_source
+    from genreflow.errors import require
     from genreflow.features import compute_features, write_features
 
     cfg = _cfg(params)
-    table = pd.read_csv(manifest)
+    table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
     t0 = time.perf_counter()
     feats, classes, failed = compute_features(table, cfg.features, log=_log)
     elapsed = time.perf_counter() - t0
@@ -177,14 +188,42 @@ def features(params: Params = PARAMS_DEFAULT,
 
 @app.command()
 @friendly
+def embed(params: Params = PARAMS_DEFAULT,
+          manifest: Path = paths.SPLIT_MANIFEST,
+          out: Path = paths.EMBEDDINGS_DIR) -> None:
+    """Embeddings of every clip by the frozen pretrained bases of the kinds in train.models."""
+    import pandas as pd
+
+    from genreflow.audio import read_source
+    from genreflow.kinds import check_models, get_kind
+
+    cfg = _cfg(params)
+    from genreflow.errors import require
+
+    check_models(cfg.train)
+    table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
+    out.mkdir(parents=True, exist_ok=True)
+    done = {}
+    for name in cfg.train.models:
+        meta = get_kind(name).embed(cfg, table, out / name,
+                                    read_source(cfg.data.dir).get("source", "unknown"), log=_log)
+        if meta is not None:
+            done[name] = {"clips": len(meta["clips"]["clip_id"]), "failed": len(meta["failed"])}
+    (out / "index.json").write_text(json.dumps(done, indent=1))
+    typer.echo(f"embeddings: {done or 'no kind in train.models needs any'}")
+
+
+@app.command()
+@friendly
 def figures(params: Params = PARAMS_DEFAULT,
             report: Path = paths.VALIDATE_REPORT,
             out: Path = paths.FIGURES_DIR) -> None:
     """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
+    from genreflow.errors import require
     from genreflow.figures import make_figures
 
     cfg = _cfg(params)
-    rep = json.loads(report.read_text())
+    rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
     valid = {r["clip_id"] for r in rep["clips"] if r["status"] == "ok"}
     paths = make_figures(Path(cfg.data.dir), out, cfg.features, cfg.figures,
                          valid_ids=valid, log=_log)
@@ -203,7 +242,9 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
     from genreflow.train import train_model
 
     cfg = _cfg(params)
-    cfg.train.model(model)  # validates the name before a run is opened
+    from genreflow.kinds import settings
+
+    settings(cfg.train, model)  # validates the name and section before a run is opened
     res = train_model(cfg, model, features_dir, bundle_dir=paths.MODELS_DIR / model,
                       report_dir=paths.TRAIN_REPORTS / model, max_epochs=max_epochs, log=_log)
     typer.echo(json.dumps({"run_id": res.run_id, **res.metrics}, indent=1))

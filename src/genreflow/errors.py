@@ -1,26 +1,33 @@
-"""The errors that the CLI reports as one clear line instead of a traceback."""
+"""genreflow's user errors: failures the user can fix, reported by the CLI as one line.
+
+Every error meant for the user derives from :class:`GenreflowError`; the CLI
+prints those as ``error: <message>`` and exits with status 1. Anything else
+(a ``ValueError`` from Keras or pandas, say) is a bug and keeps its traceback.
+``ConfigError`` (config.py), ``AudioError`` (audio.py) and ``SplitError``
+(split.py) subclass it next to the code that raises them; they also remain
+``ValueError`` subclasses, so callers that caught ``ValueError`` still work.
+"""
 
 from __future__ import annotations
 
-
-def _collect() -> tuple[type[BaseException], ...]:
-    from genreflow.audio import AudioError
-    from genreflow.config import ConfigError
-    from genreflow.split import SplitError
-
-    errors: list[type[BaseException]] = [ConfigError, AudioError, SplitError,
-                                         FileNotFoundError, ValueError]
-    try:
-        from genreflow.data import DataError
-
-        errors.append(DataError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+from pathlib import Path
 
 
-class GenreflowError(RuntimeError):
+class GenreflowError(Exception):
     """A failure with a message meant for the user (bad input, missing prerequisite)."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (GenreflowError, *_collect())
+class DataError(GenreflowError):
+    """Raw audio is missing, unusable, or could not be obtained; the message says what to do."""
+
+
+class MissingInputError(GenreflowError, FileNotFoundError):
+    """A file or folder an earlier step makes is absent; the message names the step to run."""
+
+
+def require(path: str | Path, how: str) -> Path:
+    """``path`` if it exists, else :class:`MissingInputError` ``"<path>: not found; <how>"``."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"{path}: not found; {how}")
+    return path

@@ -12,6 +12,7 @@ import pandas as pd
 
 from genreflow.audio import LOUDNESS_DBFS, AudioError, clip_log_mel, decode
 from genreflow.config import FeaturesConfig
+from genreflow.errors import MissingInputError
 from genreflow.parallel import parallel_map
 from genreflow.split import SPLITS
 
@@ -131,7 +132,7 @@ def load_features(feat_dir: Path) -> FeatureSet:
     """Read the features stage output, normalised with the stored train statistics."""
     feat_dir = Path(feat_dir)
     if not (feat_dir / "meta.json").exists():
-        raise FileNotFoundError(f"{feat_dir}: no features; run `dvc repro features` first")
+        raise MissingInputError(f"{feat_dir}: no features; run `dvc repro features` first")
     meta = json.loads((feat_dir / "meta.json").read_text())
     stats = json.loads((feat_dir / "stats.json").read_text())
     splits = {}

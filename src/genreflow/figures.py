@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
-from genreflow.config import FeaturesConfig, FiguresConfig
+from genreflow.config import ConfigError, FeaturesConfig, FiguresConfig
+from genreflow.errors import DataError
 from genreflow.parallel import parallel_map
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def choose_clips(
     ``"auto"``: the first clip (by id) of each genre, among ``valid_ids`` when given.
     A list of clip ids (or one comma-separated string) selects those clips, in the
     given order; explicit ids are honoured even if validation excluded them.
-    Raises :class:`ValueError` naming any id not found under ``data_dir``.
+    Raises :class:`~genreflow.config.ConfigError` naming any id not found under ``data_dir``.
     """
     clips = find_clips(data_dir)
     if isinstance(selection, str) and selection.strip().lower() == "auto":
@@ -59,18 +60,18 @@ def choose_clips(
                 chosen[clip.genre] = clip
         if not chosen:
             what = "valid clips" if valid_ids is not None else "audio clips"
-            raise ValueError(f"{data_dir}: no {what} to draw figures for")
+            raise DataError(f"{data_dir}: no {what} to draw figures for")
         return [chosen[g] for g in sorted(chosen)]
 
     ids = [s.strip() for s in selection.split(",")] if isinstance(selection, str) else selection
     ids = [i for i in ids if i]
     if not ids:
-        raise ValueError("figures.clips: expected 'auto' or a non-empty list of clip ids")
+        raise ConfigError("figures.clips: expected 'auto' or a non-empty list of clip ids")
     by_id = {c.clip_id: c for c in clips}
     missing = [i for i in ids if i not in by_id]
     if missing:
         sample = ", ".join(sorted(by_id)[:5]) or "none"
-        raise ValueError(
+        raise ConfigError(
             f"figures.clips: clip id(s) not found in {data_dir}: {', '.join(missing)} "
             f"(available e.g.: {sample}{', ...' if len(by_id) > 5 else ''})"
         )

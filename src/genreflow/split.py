@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from genreflow.config import DataConfig, SplitConfig
+from genreflow.errors import GenreflowError
 
 SPLITS = ("train", "val", "test")
 
 
-class SplitError(ValueError):
+class SplitError(GenreflowError, ValueError):
     """The requested split cannot be made from the available clips."""
 
 

@@ -7,7 +7,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,22 +66,9 @@ def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str]) -> dict
 # ---------------------------------------------------------------------------- training
 def kind_settings(cfg: Config, name: str, overrides: dict | None = None):
     """``train.<name>`` with ``overrides`` applied and re-validated (errors name the field)."""
-    import dataclasses
+    from genreflow.kinds import settings
 
-    from genreflow.config import ConfigError
-
-    base = cfg.train.model(name)
-    fields = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(overrides or {}) - fields)
-    if unknown:
-        raise ConfigError(f"train.{name}: {unknown} are not settings of the {name} kind; "
-                          f"expected some of {sorted(fields)}")
-    try:
-        mcfg = replace(base, **(overrides or {}))
-        get_kind(name).check(mcfg)
-    except ConfigError as exc:
-        raise ConfigError(f"train.{name}.{exc}") from None
-    return mcfg
+    return settings(cfg.train, name, overrides)
 
 
 def train_model(

@@ -11,6 +11,7 @@ import pandas as pd
 
 from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
 from genreflow.config import GTZAN_GENRES, DataConfig, ValidateConfig
+from genreflow.errors import DataError
 from genreflow.parallel import parallel_map
 
 STATUSES = ("ok", "corrupt", "silent", "too_short", "missing")
@@ -57,7 +58,7 @@ def validate_dataset(
     source = read_source(data.dir)
     clips = find_clips(data.dir)
     if not clips:
-        raise FileNotFoundError(f"{data.dir}: no audio clips in <genre>/<genre>.000NN.<ext> layout")
+        raise DataError(f"{data.dir}: no audio clips in <genre>/<genre>.000NN.<ext> layout")
     jobs = [(c, cfg) for c in clips]
     records = parallel_map(_check, jobs, workers, desc="validate", chunksize=8, min_jobs=9)
 

@@ -1,15 +1,39 @@
-"""The command line: clear one-line errors, never a bare traceback."""
+"""The command line: a user error is one red line and exit 1; a bug keeps its traceback."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from genreflow.cli import app
 
 runner = CliRunner()
+
+
+def _user_error(res) -> str:
+    """The one ``error: ...`` line of a command that failed with a user error."""
+    assert res.exit_code == 1, res.output
+    # typer.Exit(1) from `friendly`, not an exception that escaped it
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def _cli(args: list[str], cwd: Path, debug: bool = False) -> subprocess.CompletedProcess:
+    """The real command in a fresh interpreter (how a user sees tracebacks)."""
+    env = {k: v for k, v in os.environ.items() if k != "GENREFLOW_DEBUG"}
+    env["COLUMNS"] = "200"
+    if debug:
+        env["GENREFLOW_DEBUG"] = "1"
+    return subprocess.run([sys.executable, "-m", "genreflow.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_help_lists_every_workload():
@@ -22,21 +46,57 @@ def test_help_lists_every_workload():
 def test_missing_data_folder_is_a_clear_error(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"dir": "nowhere"}}))
-    res = runner.invoke(app, ["validate"])
-    assert res.exit_code == 1
-    assert "nowhere" in res.output and "genreflow data get" in res.output
-    assert "Traceback" not in res.output
+    line = _user_error(runner.invoke(app, ["validate"]))
+    assert "nowhere" in line and "genreflow data get" in line
 
 
 def test_bad_params_name_the_field(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"split": {"ratios": [1, 2]}}))
-    res = runner.invoke(app, ["split"])
-    assert res.exit_code == 1 and "split.ratios" in res.output
+    assert "split.ratios" in _user_error(runner.invoke(app, ["split"]))
 
 
 def test_unknown_model_name(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("{}\n")
-    res = runner.invoke(app, ["train", "resnet"])
-    assert res.exit_code == 1 and "resnet" in res.output
+    assert "resnet" in _user_error(runner.invoke(app, ["train", "resnet"]))
+
+
+def test_missing_input_names_the_stage_to_run(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("{}\n")
+    line = _user_error(runner.invoke(app, ["split"]))
+    assert "reports/validate/validate.json: not found; run `dvc repro validate` first" in line
+    line = _user_error(runner.invoke(app, ["features"]))
+    assert "artifacts/split.csv" in line and "dvc repro split" in line
+    line = _user_error(runner.invoke(app, ["figures"]))
+    assert "validate.json: not found" in line
+
+
+def test_missing_features_is_a_user_error(tmp_path: Path):
+    from genreflow.errors import GenreflowError
+    from genreflow.features import load_features
+
+    with pytest.raises(GenreflowError, match="no features; run `dvc repro features` first"):
+        load_features(tmp_path / "nowhere")
+
+
+def test_unexpected_value_error_is_a_bug_with_traceback(tmp_path: Path):
+    """An empty manifest makes pandas raise EmptyDataError (a ValueError): not a user error."""
+    (tmp_path / "params.yaml").write_text("{}\n")
+    (tmp_path / "empty.csv").write_text("")
+    proc = _cli(["features", "--manifest", "empty.csv"], tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "EmptyDataError" in proc.stderr, proc.stderr
+    assert not any(line.startswith("error: ") for line in proc.stderr.splitlines())
+
+
+def test_debug_switch_shows_the_traceback_of_a_user_error(tmp_path: Path):
+    (tmp_path / "params.yaml").write_text("{}\n")
+    quiet = _cli(["split"], tmp_path)
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
+    assert quiet.stderr.strip().splitlines() == [
+        "error: reports/validate/validate.json: not found; run `dvc repro validate` first"]
+    loud = _cli(["split"], tmp_path, debug=True)
+    assert loud.returncode == 1
+    assert "Traceback" in loud.stderr and "MissingInputError" in loud.stderr, loud.stderr

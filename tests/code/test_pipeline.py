@@ -44,6 +44,7 @@ def _run(args: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # about 1.5 min on 2 cores: `make test-all`
 @pytest.mark.integration
 def test_dvc_repro_end_to_end_then_up_to_date_then_selective(tmp_path: Path):
     repo = tmp_path / "repo"

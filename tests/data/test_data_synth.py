@@ -1,4 +1,4 @@
-"""genreflow.data.synth, prepare_default and track_with_dvc."""
+"""genreflow.data: synth, prepare_default and track_with_dvc."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def _features(y: np.ndarray, sr: int) -> list[float]:
     return [np.log(centroid), np.log(flatness), onset_rate, zcr]
 
 
+@pytest.mark.slow  # about 20 s: `make test-all`
 def test_synth_classes_are_distinguishable(tmp_path: Path) -> None:
     """Four hand-made features + nearest centroid (leave-one-out) beat chance (10%) easily."""
     synth(tmp_path / "d", clips_per_genre=6, seconds=4.0, seed=7, log=Logs())

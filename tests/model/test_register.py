@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from genreflow.errors import GenreflowError
 from genreflow.register import Score, best_run, decide, register_best
 from genreflow.train import train_model
+from tests_helpers import all_settings  # noqa: E402
 
 quiet = lambda m: None  # noqa: E731
 
@@ -85,7 +86,7 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
     champion = register_best(cfg, manifest, log=quiet)
     assert champion.candidate_val.accuracy > 0.5
     # a hopeless candidate (tiny learning rate, one epoch) in another experiment
-    k = good.kinds
+    k = all_settings(good)
     cfg.train = replace(good, experiment="weak", max_epochs=1,
                         kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
     train_model(cfg, "cnn", feat_dir, log=quiet)
@@ -113,7 +114,7 @@ def test_champion_of_other_data_never_blocks(tiny_project, tmp_path):
     new_root = tmp_path / "new"
     new_root.mkdir()
     manifest = _prepare(cfg, new_root)
-    k = cfg.train.kinds
+    k = all_settings(cfg.train)
     cfg.train = replace(cfg.train, max_epochs=1,
                         kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
     run = train_model(cfg, "cnn", new_root / "features", log=quiet)

@@ -12,7 +12,7 @@ import importlib
 from genreflow.kinds.base import KindConfig, ModelKind
 
 _REGISTRY: dict[str, ModelKind] = {}
-_BUILTIN = ("cnn", "segcnn", "inception")
+_BUILTIN = ("cnn", "segcnn", "inception", "musicnn")
 _loaded = False
 
 
@@ -48,4 +48,41 @@ def get_kind(name: str) -> ModelKind:
     return _REGISTRY[name]
 
 
-__all__ = ["KindConfig", "ModelKind", "get_kind", "kind_names", "register_kind"]
+def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
+    """The settings of kind ``name``: its ``train.<name>`` section parsed by the kind's
+    config class, with ``overrides`` applied; errors name the field."""
+    import dataclasses
+
+    from genreflow.config import ConfigError, _coerce
+
+    kind = get_kind(name)
+    unknown = [k for k in train.kinds if k not in kind_names()]
+    if unknown:
+        raise ConfigError(f"train: unknown model kind section(s) {unknown}; expected some of "
+                          f"{kind_names()}")
+    raw = train.kinds.get(name, {})
+    base = raw if isinstance(raw, KindConfig) else _coerce(raw, kind.Config, f"train.{name}")
+    fields = {f.name for f in dataclasses.fields(base)}
+    bad = sorted(set(overrides or {}) - fields)
+    if bad:
+        raise ConfigError(f"train.{name}: {bad} are not settings of the {name} kind; "
+                          f"expected some of {sorted(fields)}")
+    try:
+        out = dataclasses.replace(base, **(overrides or {}))
+        kind.check(out)
+    except ConfigError as exc:
+        raise ConfigError(f"train.{name}.{exc}") from None
+    return out
+
+
+def check_models(train) -> None:
+    """Every name in ``train.models`` is a registered kind (else a :class:`ConfigError`)."""
+    from genreflow.config import ConfigError
+
+    bad = [m for m in train.models if m not in kind_names()]
+    if bad:
+        raise ConfigError(f"train.models: unknown model(s) {bad}; expected some of {kind_names()}")
+
+
+__all__ = ["KindConfig", "ModelKind", "check_models", "get_kind", "kind_names", "register_kind",
+           "settings"]

@@ -63,6 +63,11 @@ class TrainContext:
     _fs: Any = None
 
     @property
+    def embeddings_dir(self) -> Path:
+        """Where the ``embed`` stage's outputs are: beside the features folder."""
+        return Path(self.features_dir).parent / "embeddings"
+
+    @property
     def features(self):
         """The cached log-mel features (loaded on first use)."""
         if self._fs is None:
@@ -114,6 +119,11 @@ class ModelKind:
 
     def prepare(self, ctx: TrainContext, mcfg: KindConfig) -> Prepared:
         raise NotImplementedError
+
+    def embed(self, cfg, manifest, out_dir: Path, data_source: str,
+              log: Callable[[str], None] = print) -> dict | None:
+        """The ``embed`` stage's work for this kind (a frozen pretrained base); None if none."""
+        return None
 
     # ----------------------------------------------------------------- serving side
     def sample_rate(self, front_end: dict) -> int:

@@ -1,0 +1,85 @@
+"""Finding GTZAN's ``<genre>/<genre>.NNNNN.<ext>`` layout in a folder, at the top or a few
+levels down (Marsyas' ``genres/``, Kaggle's ``Data/genres_original/``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from genreflow.audio import AUDIO_EXTENSIONS
+from genreflow.errors import DataError
+
+_CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})(?P<ext>\.[A-Za-z0-9]+)$")
+SEARCH_DEPTH = 3  # how deep below the given folder the <genre>/ tree may sit
+
+
+@dataclass
+class Tree:
+    root: Path
+    files: dict[str, list[Path]]  # genre -> clip files (first one per clip id)
+    ignored: int
+    duplicates: int
+
+    @property
+    def n_clips(self) -> int:
+        return sum(len(v) for v in self.files.values())
+
+
+def scan_tree(root: Path) -> Tree:
+    """Clip files under ``root/<genre>/<genre>.NNNNN.<ext>`` (genre folders with none are skipped)."""
+    files: dict[str, list[Path]] = {}
+    ignored = duplicates = 0
+    rank = {ext: i for i, ext in enumerate(AUDIO_EXTENSIONS)}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        chosen: dict[str, Path] = {}
+        other = 0
+        for f in sorted(sub.iterdir()):
+            if f.name.startswith("."):
+                continue
+            m = _CLIP_NAME.match(f.name)
+            ok = (
+                m is not None
+                and m["genre"] == sub.name
+                and m["ext"].lower() in AUDIO_EXTENSIONS
+                and f.is_file()
+            )
+            if not ok:
+                other += 1
+                continue
+            stem = f.name[: -len(m["ext"])]
+            if stem in chosen:
+                duplicates += 1
+                if rank[m["ext"].lower()] >= rank[chosen[stem].suffix.lower()]:
+                    continue
+            chosen[stem] = f
+        if chosen:
+            files[sub.name] = [chosen[k] for k in sorted(chosen)]
+            ignored += other
+    return Tree(root, files, ignored, duplicates)
+
+
+def find_tree(top: Path) -> Tree | None:
+    """The folder at most ``SEARCH_DEPTH`` levels below ``top`` holding the most clips."""
+    best: Tree | None = None
+    level = [top]
+    for _ in range(SEARCH_DEPTH + 1):
+        nxt: list[Path] = []
+        for d in level:
+            tree = scan_tree(d)
+            if tree.n_clips and (best is None or tree.n_clips > best.n_clips):
+                best = tree
+            nxt.extend(
+                sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+            )
+        level = nxt
+    return best
+
+
+
+def no_tree_error(where: str) -> DataError:
+    return DataError(
+        f"{where}: no GTZAN-layout audio found; expected <genre>/<genre>.000NN.<ext> files "
+        f"(ext one of {', '.join(AUDIO_EXTENSIONS)}), at the top or up to {SEARCH_DEPTH} "
+        "folders down (e.g. genres/ or Data/genres_original/)"
+    )

@@ -1,0 +1,110 @@
+"""What ``make repro`` runs first: real GTZAN when ``GTZAN_DIR`` is set, else the synthetic
+set (announced loudly); and ``dvc add`` of the result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from genreflow.audio import SOURCE_FILE
+from genreflow.data.acquire import get_data
+from genreflow.data.layout import find_tree, scan_tree
+from genreflow.data.staging import Log
+from genreflow.data.synth import SynthSpec, synth
+from genreflow.errors import DataError
+
+_BANNER = """\
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!  NO REAL GTZAN FOUND: using the SYNTHETIC stand-in data set in {dest}
+!!  (10 generated classes named like GTZAN's genres; source=synthetic).
+!!  Every number produced from it is NOT a GTZAN result.
+!!  To use the real data set:
+!!      GTZAN_DIR=/path/to/gtzan make repro
+!!  or  genreflow data get /path/to/genres.tar.gz   (archive, folder or URL)
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _disk_counts(dest: Path) -> dict[str, int]:
+    if not dest.is_dir():
+        return {}
+    return {g: len(t) for g, t in scan_tree(dest).files.items()}
+
+
+def prepare_default(
+    dest: Path = Path("data"),
+    gtzan_dir: str | None = None,
+    log: Log = print,
+    **synth_kwargs: object,
+) -> dict:
+    """Real GTZAN from ``gtzan_dir`` (folder, archive or URL) when given, else the synthetic set.
+
+    The synthetic fallback is announced with a loud banner. When ``dest``
+    already holds exactly what would be written, nothing is rewritten.
+    """
+    dest = Path(dest)
+    current = _read_json(dest / SOURCE_FILE)
+    if gtzan_dir:
+        is_url = urlparse(gtzan_dir).scheme in ("http", "https")
+        path = Path(gtzan_dir).expanduser()
+        if not is_url and not path.exists():
+            raise DataError(
+                f"GTZAN_DIR={gtzan_dir}: no such file or folder; point it at a GTZAN folder, "
+                "genres.tar.gz or the Kaggle zip (or unset it to use the synthetic set)"
+            )
+        if current and current.get("source") == "gtzan" and current.get("origin") == gtzan_dir:
+            on_disk = _disk_counts(dest)
+            expected = current.get("genres")
+            if path.is_dir():
+                tree = find_tree(path)
+                expected = {g: len(f) for g, f in tree.files.items()} if tree else None
+            if on_disk and on_disk == current.get("genres") == expected:
+                log(f"{dest}: up to date (GTZAN from {gtzan_dir}, {current.get('n_clips')} clips)")
+                return current
+        return get_data(gtzan_dir, dest, log=log)
+
+    log(_BANNER.format(dest=dest))
+    spec = SynthSpec(**synth_kwargs)  # type: ignore[arg-type]
+    want = spec.source_info()
+    if current == want and _disk_counts(dest) == want["genres"]:
+        log(f"{dest}: up to date (synthetic, seed {want['seed']}, {want['n_clips']} clips)")
+        return current
+    return synth(dest, log=log, **synth_kwargs)
+
+
+# ------------------------------------------------------------------------------------- DVC
+def _dvc_root(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        if (d / ".dvc").is_dir():
+            return d
+    return None
+
+
+def track_with_dvc(dest: Path, log: Log = print) -> bool:
+    """``dvc add dest`` (updating ``<dest>.dvc``) when inside a DVC repo; False otherwise."""
+    dest = Path(dest)
+    root = _dvc_root(Path.cwd().resolve()) or _dvc_root(dest.resolve().parent)
+    if root is None:
+        log(f"not inside a DVC repository; {dest} is not tracked")
+        return False
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "add", str(dest.resolve())],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise DataError(f"`dvc add {dest}` failed: {(proc.stderr or proc.stdout).strip()}")
+    log(f"tracked {dest} with DVC ({dest.name}.dvc updated)")
+    return True

@@ -1,0 +1,175 @@
+"""Kind ``musicnn``: the MSD-trained musicnn network (Pons & Serra 2019), frozen, with a new top.
+
+Embeddings of the frozen base are computed once per clip by the ``embed`` stage
+(3 s patches at 16 kHz, the network's own front-end) and kept in
+``artifacts/embeddings/musicnn/``; training the top reads only those, so changing the
+top's settings never recomputes them. Served, the model is base + top on the raw
+audio's patches; probabilities are averaged over a track's patches. With
+``trainable_from`` the last blocks are fine-tuned on patches computed from audio.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genreflow.config import ConfigError
+from genreflow.kinds import register_kind
+from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainContext
+from genreflow.kinds.embedding_cache import PatchEmbeddings, embed_manifest, load_embeddings
+
+LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
+TOPS = ("linear", "dense")
+
+
+@dataclass
+class MusicnnConfig(KindConfig):
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    variant: str = "MSD_musicnn"        # MSD_musicnn | MTT_musicnn
+    layer: str = "max_pool"             # the embedding the top reads
+    top: str = "linear"                 # linear | dense
+    dense: int = 128                    # units of the dense top
+    dropout: float = 0.3
+    trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
+    lr_plateau: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from genreflow.kinds.musicnn_net import BLOCKS, VARIANTS
+
+        for name, value, allowed in (("variant", self.variant, VARIANTS),
+                                     ("layer", self.layer, LAYERS), ("top", self.top, TOPS)):
+            if value not in allowed:
+                raise ConfigError(f"{name}: expected one of {allowed}, got {value!r}")
+        if self.trainable_from is not None and self.trainable_from not in BLOCKS[1:]:
+            raise ConfigError(f"trainable_from: expected null or one of {BLOCKS[1:]}, "
+                              f"got {self.trainable_from!r}")
+
+
+def clip_patches(y: np.ndarray) -> np.ndarray:
+    """The front-end shared by embedding, fine-tuning and serving: ``(n, 187, 96)``.
+
+    Loudness-normalised 16 kHz signal, musicnn's log-mel, non-overlapping 3 s patches
+    over real audio (a signal shorter than one patch is repeated to one).
+    """
+    from genreflow.audio import normalise_loudness
+    from genreflow.kinds.musicnn_net import musicnn_front_end, patches
+
+    return patches(musicnn_front_end(normalise_loudness(y)), pad_short=True)
+
+
+def base_model(variant: str, layer: str):
+    """The frozen pretrained network with one output: ``layer``'s embedding per patch."""
+    import keras
+
+    from genreflow.kinds.musicnn_net import build_musicnn, set_trainable_from
+
+    net = build_musicnn(variant)
+    set_trainable_from(net, None)
+    return keras.Model(net.input, net.output[layer], name=f"{variant.lower()}_{layer}")
+
+
+def build_top(n_features: int, n_classes: int, cfg: MusicnnConfig, train_x=None):
+    """Standardise (training-split statistics), then a linear or one-hidden-layer softmax."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(shape=(n_features,), name="embedding")
+    norm = layers.Normalization(name="embedding_norm")
+    if train_x is not None and len(train_x):
+        norm.adapt(train_x)
+    x = layers.Dropout(cfg.dropout)(norm(inp))
+    if cfg.top == "dense":
+        x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
+        x = layers.Dropout(cfg.dropout)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="genre")(x)
+    return keras.Model(inp, out, name="musicnn_top")
+
+
+@register_kind
+class Musicnn(ModelKind):
+    name = "musicnn"
+    Config = MusicnnConfig
+    reads = ("embeddings",)
+
+    def embed(self, cfg, manifest: pd.DataFrame, out_dir: Path, data_source: str,
+              log=print) -> dict:
+        """The ``embed`` stage for this kind: per-patch embeddings of every clip."""
+        from genreflow.kinds import settings
+
+        mcfg: MusicnnConfig = settings(cfg.train, self.name)
+        from genreflow.audio import LOUDNESS_DBFS
+        from genreflow.kinds.embedding_cache import file_md5
+        from genreflow.kinds.musicnn_net import weights_dir
+
+        key = {"variant": mcfg.variant, "layer": mcfg.layer}
+        index = next(weights_dir(mcfg.variant).glob("*.index"))
+        cache_key = {**key, "weights": file_md5(index), "loudness_dbfs": LOUDNESS_DBFS,
+                     "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
+        return embed_manifest(manifest, out_dir, key=key, cache_key=cache_key,
+                              patches_of=clip_patches, sample_rate=self._rate(),
+                              encoder=lambda: base_model(mcfg.variant, mcfg.layer),
+                              data_source=data_source, workers=cfg.features.workers, log=log)
+
+    @staticmethod
+    def _rate() -> int:
+        from genreflow.kinds.musicnn_net import SAMPLE_RATE
+
+        return SAMPLE_RATE
+
+    def prepare(self, ctx: TrainContext, cfg: MusicnnConfig) -> Prepared:
+        import keras
+
+        from genreflow.inference import forward, mean_by_track
+
+        emb = load_embeddings(ctx.embeddings_dir / self.name)
+        if emb.key != {"variant": cfg.variant, "layer": cfg.layer}:
+            raise ConfigError(f"train.musicnn: the embeddings were made with {emb.key}, but "
+                              f"params.yaml asks for variant={cfg.variant!r}, layer={cfg.layer!r}; "
+                              "run `dvc repro embed` (or `genreflow embed`) first")
+        n_classes = len(emb.classes)
+        base = base_model(cfg.variant, cfg.layer)
+        top = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
+        patch = keras.Input(base.input_shape[1:], name="patch")
+        servable = keras.Model(patch, top(base(patch)), name="musicnn")
+        labels = {s: Labels(ids=emb.ids[s], y=emb.y[s]) for s in emb.ids}
+
+        if cfg.trainable_from is None:
+            net = top
+            data = {s: (emb.x[s], np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
+
+            def track_probs(split: str) -> np.ndarray:
+                return mean_by_track(forward(top, emb.x[split], 1024), emb.counts[split])
+        else:
+            from genreflow.kinds.musicnn_net import set_trainable_from
+
+            set_trainable_from(base, cfg.trainable_from)
+            net = servable
+            spectra = emb.patches_from_audio(clip_patches, self._rate(), ctx.log)
+            data = {s: (np.concatenate(p), np.repeat(emb.y[s], [len(q) for q in p]))
+                    for s, p in spectra.items()}
+
+            def track_probs(split: str) -> np.ndarray:
+                p = spectra[split]
+                return mean_by_track(forward(servable, np.concatenate(p), 64),
+                                     [len(q) for q in p])
+        x_tr, y_tr = data["train"]
+        return Prepared(
+            net=net, servable=servable,
+            train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size, "shuffle": True},
+            val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
+            front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer},
+            example=np.zeros((1, *base.input_shape[1:]), np.float32),
+            data_source=emb.data_source, split_digest=emb.split_digest)
+
+    def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
+        return clip_patches(y)
+
+
+__all__ = ["Musicnn", "MusicnnConfig", "PatchEmbeddings", "clip_patches", "time", "json"]
