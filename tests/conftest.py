@@ -34,6 +34,12 @@ def write_tone(path: Path, seconds: float = 3.0, sr: int = 22050, freq: float = 
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embedding_cache_in_tmp(tmp_path_factory):
+    """The per-clip embedding cache writes only into a temporary folder."""
+    os.environ["GENREFLOW_CACHE"] = str(tmp_path_factory.mktemp("genreflow-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """3 synthetic genres x 8 clips x 4 s, made once per test session."""

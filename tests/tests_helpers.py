@@ -35,7 +35,7 @@ def with_kind(cfg, name: str, **changes):
 
     from genreflow.kinds import settings
 
-    kinds = {**cfg.train.kinds, name: replace(settings(cfg.train, name), **changes)}
+    kinds = {**cfg.train.kinds, name: settings(cfg.train, name, changes)}
     cfg.train = replace(cfg.train, kinds=kinds)
     return cfg
 

@@ -87,7 +87,8 @@ class GenrePredictor:
 
     def probs_from_audio(self, y: np.ndarray) -> np.ndarray:
         """Track probabilities of a mono signal at :attr:`sample_rate`: the mean over its windows."""
-        return forward(self.model, self.kind.audio_windows(y, self.pre.front_end)).mean(axis=0)
+        fe = self.pre.front_end
+        return self.kind.aggregate(forward(self.model, self.kind.audio_windows(y, fe)), fe)
 
     def predict_file(self, source: str | Path | bytes) -> np.ndarray:
         """Decode any supported audio (path or bytes), resample, and predict."""

@@ -134,6 +134,10 @@ class ModelKind:
         """Model inputs ``(n_windows, ...)`` for a mono signal at :meth:`sample_rate`."""
         raise NotImplementedError
 
+    def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
+        """One track's probabilities from the servable's outputs for its windows."""
+        return outputs.mean(axis=0)
+
     def load_servable(self, path: Path):
         """Load a saved servable Keras model (custom layers registered first)."""
         import keras

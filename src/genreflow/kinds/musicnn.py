@@ -10,8 +10,6 @@ audio's patches; probabilities are averaged over a track's patches. With
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pandas as pd
 from genreflow.config import ConfigError
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainContext
-from genreflow.kinds.embedding_cache import PatchEmbeddings, embed_manifest, load_embeddings
+from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
 
 LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
 TOPS = ("linear", "dense")
@@ -76,7 +74,8 @@ def base_model(variant: str, layer: str):
 
 
 def build_top(n_features: int, n_classes: int, cfg: MusicnnConfig, train_x=None):
-    """Standardise (training-split statistics), then a linear or one-hidden-layer softmax."""
+    """``(top, top_logits)``: standardise (training-split statistics), then a linear or
+    one-hidden-layer softmax; ``top_logits`` shares the layers and stops before the softmax."""
     import keras
     from keras import layers
 
@@ -88,8 +87,14 @@ def build_top(n_features: int, n_classes: int, cfg: MusicnnConfig, train_x=None)
     if cfg.top == "dense":
         x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
         x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="genre")(x)
-    return keras.Model(inp, out, name="musicnn_top")
+    logits = layers.Dense(n_classes, name="genre_logits")(x)
+    out = layers.Activation("softmax", name="genre")(logits)
+    return keras.Model(inp, out, name="musicnn_top"), keras.Model(inp, logits, name="top_logits")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 @register_kind
@@ -135,12 +140,22 @@ class Musicnn(ModelKind):
                               "run `dvc repro embed` (or `genreflow embed`) first")
         n_classes = len(emb.classes)
         base = base_model(cfg.variant, cfg.layer)
-        top = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
+        linear = cfg.top == "linear" and cfg.trainable_from is None
+        top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
         patch = keras.Input(base.input_shape[1:], name="patch")
-        servable = keras.Model(patch, top(base(patch)), name="musicnn")
+        # A linear top commutes with the mean over patches: it is trained on each track's mean
+        # embedding and served as the softmax of its patches' mean logits (the same number).
+        servable = keras.Model(patch, (top_logits if linear else top)(base(patch)),
+                               name="musicnn")
         labels = {s: Labels(ids=emb.ids[s], y=emb.y[s]) for s in emb.ids}
 
-        if cfg.trainable_from is None:
+        if linear:
+            net = top
+            data = {s: (emb.track_means(s), emb.y[s]) for s in emb.ids}
+
+            def track_probs(split: str) -> np.ndarray:
+                return forward(top, data[split][0], 1024)
+        elif cfg.trainable_from is None:
             net = top
             data = {s: (emb.x[s], np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
 
@@ -164,12 +179,15 @@ class Musicnn(ModelKind):
             net=net, servable=servable,
             train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size, "shuffle": True},
             val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
-            front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer},
+            front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
+                       "aggregate": "mean_logits" if linear else "mean_probs"},
             example=np.zeros((1, *base.input_shape[1:]), np.float32),
             data_source=emb.data_source, split_digest=emb.split_digest)
 
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
         return clip_patches(y)
 
-
-__all__ = ["Musicnn", "MusicnnConfig", "PatchEmbeddings", "clip_patches", "time", "json"]
+    def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
+        if front_end.get("aggregate") == "mean_logits":
+            return softmax(outputs.mean(axis=0))
+        return outputs.mean(axis=0)
