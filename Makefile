@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test test-all lint clean-outputs
+.PHONY: install plots-deps repro test test-all lint check-views clean-outputs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,15 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed $(VENV)/share/genreflow/dvc_plots.html
+
+## `dvc plots show` offline: vega, vega-lite, vega-embed from npm, inlined into the page template.
+## Built once by `install`; `make plots-deps` rebuilds it (e.g. after a CDN fallback without npm).
+$(VENV)/share/genreflow/dvc_plots.html: scripts/dvc_plots_template.html scripts/plots_template.py | $(BIN)/.installed
+	$(BIN)/python scripts/plots_template.py --dest $(VENV)/share/genreflow
+
+plots-deps: $(BIN)/.installed
+	$(BIN)/python scripts/plots_template.py --dest $(VENV)/share/genreflow
 
 ## The main job: real GTZAN from $GTZAN_DIR if set, else the synthetic set; then `dvc repro`.
 repro: install
@@ -28,3 +36,7 @@ test-all: install
 
 lint: install
 	ruff check src tests scripts
+
+## Render `dvc plots show` and `genreflow report` in headless Chromium; fail on an empty chart.
+check-views: install
+	python scripts/check_views.py --project . --out tmp/views

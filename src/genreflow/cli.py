@@ -237,6 +237,21 @@ def register(params: Params = PARAMS_DEFAULT,
 
 @app.command()
 @friendly
+def report(params: Params = PARAMS_DEFAULT,
+           root: Annotated[Path, typer.Option(help="Project folder holding reports/.")] = Path("."),
+           out: Annotated[Path, typer.Option(help="Folder of index.html and champion.json.")]
+           = Path("reports/report")) -> None:
+    """Summary page (offline HTML) and table: every model's track accuracy, the champion."""
+    from genreflow.report import collect, terminal_table, write_report
+
+    cfg = _cfg(params)
+    summary = collect(root, list(cfg.train.models), cfg.register.model_name, cfg.register.metric)
+    page = write_report(summary, out, log=_log)
+    typer.echo(terminal_table(summary, page))
+
+
+@app.command()
+@friendly
 def predict(files: Annotated[list[Path], typer.Argument(help="Audio files, any format/length.")],
             model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
             = "models:/gtzan-genre-classifier@champion",
