@@ -100,6 +100,9 @@ def collect(root: Path, models: list[str], model_name: str = "gtzan-genre-classi
     for name in [*models, *extra]:
         folder = Path("reports/train") / name
         metrics = _read_json(root / folder / "metrics.json", problems)
+        details = _read_json(root / folder / "run.json", problems)  # run_id etc., if split off
+        if metrics is not None and details:
+            metrics = {**details, **metrics}
         status = "missing" if metrics is None else "ok" if name in models \
             else "not in train.models"
         rows.append(ModelRow(name, status, metrics or {}, folder))
