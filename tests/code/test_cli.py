@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_help_lists_every_workload():
     out = runner.invoke(app, ["--help"]).output
     for cmd in ("data", "validate", "split", "features", "figures", "train", "tune", "register",
-                "predict"):
+                "report", "predict"):
         assert cmd in out
 
 
