@@ -8,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # what the pipeline derives from data/ (dvc.yaml's outputs); never data/ or tracking state
 OUTPUTS := artifacts reports plots models dvc_plots
 
-.PHONY: help install repro test test-all lint clean-outputs
+.PHONY: help install plots-deps repro test test-all lint check-views clean-outputs
 
 ## List the targets and what they do.
 help:
@@ -24,7 +24,16 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 ## Create .venv and install genreflow with its dev tools (redone when pyproject.toml changes).
-install: $(BIN)/.installed
+install: $(BIN)/.installed $(VENV)/share/genreflow/dvc_plots.html
+
+## `dvc plots show` offline: vega, vega-lite, vega-embed from npm, inlined into the page template.
+## Built once by `install`; `make plots-deps` rebuilds it (e.g. after a CDN fallback without npm).
+$(VENV)/share/genreflow/dvc_plots.html: scripts/dvc_plots_template.html scripts/plots_template.py | $(BIN)/.installed
+	$(BIN)/python scripts/plots_template.py --dest $(VENV)/share/genreflow
+
+## Rebuild the offline `dvc plots show` template (vega libraries from npm).
+plots-deps: $(BIN)/.installed
+	$(BIN)/python scripts/plots_template.py --dest $(VENV)/share/genreflow
 
 ## The main job: real GTZAN from $GTZAN_DIR if set, else the synthetic set; then `dvc repro`.
 repro: install
@@ -46,3 +55,7 @@ lint: install
 ## Delete the pipeline outputs (artifacts reports plots models dvc_plots); keeps data/, mlflow.db, mlruns/, optuna.db.
 clean-outputs:
 	rm -rf $(OUTPUTS)
+
+## Render `dvc plots show` and `genreflow report` in headless Chromium; fail on an empty chart.
+check-views: install
+	python scripts/check_views.py --project . --out tmp/views

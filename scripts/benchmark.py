@@ -30,7 +30,8 @@ def main() -> None:
     from genreflow.audio import read_source
     from genreflow.config import load_config
     from genreflow.features import compute_features, write_features
-    from genreflow.split import make_split, write_split
+    from genreflow.kinds import get_kind
+    from genreflow.split import make_split, split_digest, write_split
     from genreflow.train import train_model
     from genreflow.validate import validate_dataset
 
@@ -42,6 +43,10 @@ def main() -> None:
     ap.add_argument("--genres", default="blues,classical,jazz,rock",
                     help="comma-separated, or 'all'")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--split", default="stratified", choices=["stratified", "fault_filtered"],
+                    help="stratified: the paper's random 80/9/10 split by track, one per seed; "
+                         "fault_filtered: the artist-filtered split (Kereliuk, Sturm & Larsen "
+                         "2015) on the genres present, the same for every seed")
     ap.add_argument("--models", default="cnn,inception,segcnn")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--max-epochs", type=int, default=None)
@@ -68,9 +73,9 @@ def main() -> None:
     report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers)
     print(f"validate: {report['n_ok']} usable clips in {time.perf_counter() - t0:.1f} s")
     results: dict[str, list[dict]] = {m: [] for m in args.models.split(",")}
-    feature_times = []
+    feature_times, embed_times = [], {}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        cfg.split = replace(cfg.split, genres=genres, seed=seed, method="stratified")
+        cfg.split = replace(cfg.split, genres=genres, seed=seed, method=args.split)
         cfg.train = replace(cfg.train, seed=seed)
         manifest = make_split(report, cfg.split, cfg.data)
         sdir = out / f"seed{seed}"
@@ -79,16 +84,21 @@ def main() -> None:
         feats, classes, failed = compute_features(manifest, cfg.features)
         feature_times.append((len(manifest), time.perf_counter() - t0))
         write_features(feats, classes, failed, cfg.features, args.data_source,
-                       sdir / "features")
+                       sdir / "features", split_digest=split_digest(manifest))
+        for model in results:  # frozen pretrained bases: embeddings (cached per clip)
+            t0 = time.perf_counter()
+            if get_kind(model).embed(cfg, manifest, sdir / "embeddings" / model,
+                                     args.data_source) is not None:
+                embed_times.setdefault(model, []).append(round(time.perf_counter() - t0, 1))
         for model in results:
             res = train_model(cfg, model, sdir / "features", bundle_dir=sdir / "models" / model,
                               report_dir=sdir / "reports" / model, max_epochs=args.max_epochs,
                               run_name=f"{model}-seed{seed}")
             results[model].append({"seed": seed, **res.metrics, "run_id": res.run_id})
             print(json.dumps(results[model][-1]))
-            (out / "report.json").write_text(json.dumps(_summary(args, results, feature_times,
-                                                                  classes), indent=1))
-    summary = _summary(args, results, feature_times, classes)
+            partial = _summary(args, results, feature_times, classes, embed_times)
+            (out / "report.json").write_text(json.dumps(partial, indent=1))
+    summary = _summary(args, results, feature_times, classes, embed_times)
     (out / "report.json").write_text(json.dumps(summary, indent=1))
     (out / "report.md").write_text(_markdown(summary))
     print(_markdown(summary))
@@ -105,7 +115,7 @@ def _data_source(flag: str | None, recorded: dict, folder: str, ap) -> str:
     return flag or known
 
 
-def _summary(args, results, feature_times, classes) -> dict:
+def _summary(args, results, feature_times, classes, embed_times=None) -> dict:
     def stats(vals: list[float]) -> dict:
         return {"mean": statistics.mean(vals), "std": statistics.pstdev(vals),
                 "min": min(vals), "max": max(vals)} if vals else {}
@@ -117,6 +127,8 @@ def _summary(args, results, feature_times, classes) -> dict:
         "data_source": args.data_source,
         "classes": classes,
         "features_clips_per_second": n / secs if secs else None,
+        "split": args.split,
+        "embedding_seconds": embed_times or {},
         "models": {m: {"test_track_accuracy": stats([r["test_track_accuracy"] for r in rs]),
                        "val_track_accuracy": stats([r["val_track_accuracy"] for r in rs]),
                        "train_seconds": stats([r["train_seconds"] for r in rs]),

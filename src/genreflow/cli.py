@@ -282,6 +282,22 @@ def register(params: Params = PARAMS_DEFAULT,
                f"{d.reason} (test track accuracy {d.test_track_accuracy:.3f})")
 
 
+@app.command("report")
+@friendly
+def report_cmd(params: Params = PARAMS_DEFAULT,
+               root: Annotated[Path, typer.Option(help="Project folder holding reports/.")]
+               = Path("."),
+               out: Annotated[Path, typer.Option(help="Folder of index.html and champion.json.")]
+               = paths.REPORT_DIR) -> None:
+    """Summary page (offline HTML) and table: every model's track accuracy, the champion."""
+    from genreflow.report import collect, terminal_table, write_report
+
+    cfg = _cfg(params)
+    summary = collect(root, list(cfg.train.models), cfg.register.model_name, cfg.register.metric)
+    page = write_report(summary, out, log=_log)
+    typer.echo(terminal_table(summary, page))
+
+
 @app.command()
 @friendly
 def predict(files: Annotated[list[Path], typer.Argument(help="Audio files, any format/length.")],

@@ -18,6 +18,7 @@ TRAIN_REPORTS = Path("reports/train")
 TUNE_REPORTS = Path("reports/tune")
 REGISTER_REPORT = Path("reports/register.json")
 FIGURES_DIR = Path("plots/figures")
+REPORT_DIR = Path("reports/report")
 
 
 def default_model_uri(model_name: str = "gtzan-genre-classifier") -> str:

@@ -145,7 +145,8 @@ def write_split(manifest: pd.DataFrame, report: dict, cfg: SplitConfig,
     reports_dir.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(manifest_path, index=False)
     table = split_table(manifest)
-    table.to_csv(reports_dir / "split_counts.csv")
+    long = table.reset_index().melt(id_vars="genre", var_name="split", value_name="count")
+    long.to_csv(reports_dir / "split_counts.csv", index=False)  # genre,split,count (DVC plot)
     summary = {
         "data_source": report["data_source"],
         "method": cfg.method,

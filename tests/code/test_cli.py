@@ -39,7 +39,7 @@ def _cli(args: list[str], cwd: Path, debug: bool = False) -> subprocess.Complete
 def test_help_lists_every_workload():
     out = runner.invoke(app, ["--help"]).output
     for cmd in ("data", "validate", "split", "features", "figures", "train", "tune", "register",
-                "predict"):
+                "report", "predict"):
         assert cmd in out
 
 

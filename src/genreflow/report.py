@@ -1,0 +1,201 @@
+"""Last stage, report: one offline HTML page and a terminal table of what the pipeline made.
+
+Reads only files the other stages wrote (``reports/``, ``plots/figures``): each model's
+track accuracy per split, the champion's registration, the data and the split. Any of them
+may be missing; the page and the table then say so instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genreflow.split import SPLITS
+
+MODEL_FIGURES = ("learning_curves.png", "confusion_test.png", "confusion_val.png",
+                 "confusion_train.png")
+
+
+@dataclass
+class ModelRow:
+    """One model kind: its ``metrics.json`` (empty when missing) and where its files are."""
+
+    name: str
+    status: str  # "ok", "missing" or "not in train.models"
+    metrics: dict = field(default_factory=dict)
+    folder: Path = Path()
+
+    def accuracy(self, split: str) -> float | None:
+        value = self.metrics.get(f"{split}_track_accuracy")
+        return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass
+class Summary:
+    """Everything the page and the table show."""
+
+    root: Path
+    models: list[ModelRow]
+    champion: dict | None
+    validate: dict | None
+    split: dict | None
+    tune: dict | None
+    model_name: str
+    metric: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def data_sources(self) -> list[str]:
+        found = [m.metrics.get("data_source") for m in self.models]
+        found += [d.get("data_source") for d in (self.champion, self.validate, self.split) if d]
+        return sorted({str(s) for s in found if s})
+
+    @property
+    def data_source(self) -> str:
+        sources = self.data_sources
+        return sources[0] if len(sources) == 1 else "mixed" if sources else "unknown"
+
+    def figures(self) -> dict[str, list[Path]]:
+        """Existing figures by section (paths relative to ``root``)."""
+        def existing(paths) -> list[Path]:
+            return [p for p in paths if (self.root / p).is_file()]
+
+        out = {f"model {m.name}": existing(m.folder / f for f in MODEL_FIGURES)
+               for m in self.models}
+        out["data"] = existing([Path("reports/validate/validate_genres.png"),
+                                Path("reports/split/split_counts.png")])
+        out["audio figures"] = sorted(p.relative_to(self.root)
+                                      for p in (self.root / "plots/figures").glob("*.png"))
+        out["tuning"] = sorted(p.relative_to(self.root)
+                               for p in (self.root / "reports/tune").glob("*.png"))
+        return {k: v for k, v in out.items() if v}
+
+
+def _read_json(path: Path, problems: list[str]) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: not valid JSON ({exc})")
+        return None
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return None
+    return data
+
+
+def collect(root: Path, models: list[str], model_name: str = "gtzan-genre-classifier",
+            metric: str = "val_track_accuracy") -> Summary:
+    """Read the stage outputs under ``root`` for the model kinds in ``models``."""
+    root = Path(root)
+    problems: list[str] = []
+    rows = []
+    train_dir = root / "reports" / "train"
+    # a kind that left train.models keeps its old reports: shown, marked as such
+    extra = sorted(p.parent.name for p in train_dir.glob("*/metrics.json")
+                   if p.parent.name not in models)
+    for name in [*models, *extra]:
+        folder = Path("reports/train") / name
+        metrics = _read_json(root / folder / "metrics.json", problems)
+        details = _read_json(root / folder / "run.json", problems)  # run_id etc., if split off
+        if metrics is not None and details:
+            metrics = {**details, **metrics}
+        status = "missing" if metrics is None else "ok" if name in models \
+            else "not in train.models"
+        rows.append(ModelRow(name, status, metrics or {}, folder))
+    return Summary(root=root, models=rows,
+                   champion=_read_json(root / "reports/register.json", problems),
+                   validate=_read_json(root / "reports/validate/validate_summary.json", problems),
+                   split=_read_json(root / "reports/split/split.json", problems),
+                   tune=_read_json(root / "reports/tune/tune.json", problems),
+                   model_name=model_name, metric=metric, problems=problems)
+
+
+def champion_row(summary: Summary) -> str | None:
+    """The model kind whose training run became the registered version, if any."""
+    run = (summary.champion or {}).get("run_id")
+    for m in summary.models:
+        if run and m.metrics.get("run_id") == run:
+            return m.name
+    return None
+
+
+def champion_origin(summary: Summary) -> str:
+    """Where the registered run came from, in words."""
+    champ = summary.champion or {}
+    row = champion_row(summary)
+    if row:
+        return f"the {row} training run"
+    if summary.tune and champ.get("run_id") == summary.tune.get("best_run_id"):
+        return "the best tuning trial"
+    return f"MLflow run {champ.get('run_id', '?')}"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def terminal_table(summary: Summary, page: Path | None = None) -> str:
+    """A short plain-text summary: data source, per-model track accuracy, champion."""
+    source = summary.data_source
+    note = {"synthetic": "synthetic data: says nothing about GTZAN", "gtzan": "GTZAN",
+            "mixed": f"MIXED data sources {summary.data_sources}: outputs are stale"}
+    lines = [f"genreflow report [{source}] ({note.get(source, 'data source unknown')})",
+             "track accuracy (whole clips)",
+             f"{'model':<12}{'train':>7}{'val':>7}{'test':>7}  epochs (best)"]
+    star = champion_row(summary)
+    for m in summary.models:
+        name = m.name + (" *" if m.name == star else "")
+        if m.status == "missing":
+            lines.append(f"{name:<12}missing: no {m.folder / 'metrics.json'} "
+                         f"(run `dvc repro train@{m.name}`)")
+            continue
+        accs = "".join(f"{_fmt(m.accuracy(s)):>7}" for s in SPLITS)
+        epochs = f"{m.metrics.get('epochs', '-')} ({m.metrics.get('best_epoch', '-')})"
+        extra = "  (not in train.models)" if m.status != "ok" else ""
+        lines.append(f"{name:<12}{accs}  {epochs}{extra}")
+    champ = summary.champion
+    if champ:
+        lines.append(f"champion    {champ.get('model_name', summary.model_name)} "
+                     f"v{champ.get('version', '?')} @{champ.get('alias', '?')}: "
+                     f"{champ.get('model_kind', '?')} from {champion_origin(summary)}, "
+                     f"{summary.metric} {_fmt(champ.get('val_metric'))}, "
+                     f"test {_fmt(champ.get('test_track_accuracy'))}")
+        lines.append(f"            {champ.get('reason', '')}")
+    else:
+        lines.append("champion    none: no reports/register.json (run `dvc repro register`)")
+    if star:
+        lines.append("            * the model whose run was registered")
+    lines += [f"problem     {p}" for p in summary.problems]
+    if page is not None:
+        lines.append(f"page        {page}")
+    return "\n".join(lines)
+
+
+def champion_metrics(summary: Summary) -> dict:
+    """The champion as a small DVC metrics file with the same keys as the models' files."""
+    champ = summary.champion or {}
+    out: dict = {"data_source": champ.get("data_source", summary.data_source)}
+    if champ:
+        out.update({"version": int(champ["version"]) if str(champ.get("version", "")).isdigit()
+                    else champ.get("version"),
+                    summary.metric: champ.get("val_metric"),
+                    "test_track_accuracy": champ.get("test_track_accuracy")})
+    return out
+
+
+def write_report(summary: Summary, out_dir: Path, log: Callable[[str], None] = print) -> Path:
+    """Write ``index.html`` (self-contained) and ``champion.json`` into ``out_dir``."""
+    from genreflow.report_html import render_page
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = out_dir / "index.html"
+    page.write_text(render_page(summary, page.parent), encoding="utf-8")
+    (out_dir / "champion.json").write_text(json.dumps(champion_metrics(summary), indent=1))
+    for problem in summary.problems:
+        log(f"warning: {problem}")
+    return page
