@@ -242,8 +242,9 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
     from genreflow.train import train_model
 
     cfg = _cfg(params)
-    from genreflow.kinds import settings
+    from genreflow.kinds import check_models, settings
 
+    check_models(cfg.train)
     settings(cfg.train, model)  # validates the name and section before a run is opened
     res = train_model(cfg, model, features_dir, bundle_dir=paths.MODELS_DIR / model,
                       report_dir=paths.TRAIN_REPORTS / model, max_epochs=max_epochs, log=_log)

@@ -76,12 +76,15 @@ def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
 
 
 def check_models(train) -> None:
-    """Every name in ``train.models`` is a registered kind (else a :class:`ConfigError`)."""
+    """Every name in ``train.models`` is a registered kind and every kind section parses
+    (else a :class:`ConfigError` naming the field)."""
     from genreflow.config import ConfigError
 
     bad = [m for m in train.models if m not in kind_names()]
     if bad:
         raise ConfigError(f"train.models: unknown model(s) {bad}; expected some of {kind_names()}")
+    for name in train.kinds:
+        settings(train, name)
 
 
 __all__ = ["KindConfig", "ModelKind", "check_models", "get_kind", "kind_names", "register_kind",
