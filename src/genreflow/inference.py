@@ -84,6 +84,15 @@ class GenrePredictor:
         self.pre = pre
         self.feat = pre.feat
 
+    @property
+    def classes(self) -> list[str]:
+        return list(self.pre.classes)
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate :meth:`probs_from_audio` expects."""
+        return int(self.feat.sample_rate)
+
     @classmethod
     def from_bundle(cls, bundle: str | Path) -> GenrePredictor:
         import keras

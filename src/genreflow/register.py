@@ -114,8 +114,7 @@ def register_best(
     client = MlflowClient()
     name = cfg.register.model_name
     with mlflow.start_run(run_id=run_id):
-        info = log_audio_model(bundle, max_seconds=cfg.register.max_seconds,
-                               min_seconds=cfg.register.min_seconds)
+        info = log_audio_model(bundle, audio=cfg.audio)
         mlflow.log_metric("registered_test_track_accuracy", test_eval["accuracy"])
     try:
         client.get_registered_model(name)
