@@ -6,15 +6,10 @@ log-mel transform, so that training and serving see identical inputs.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
-import os
 import re
-import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from genreflow.config import FeaturesConfig
+from genreflow.quiet import quiet_c_stderr
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3")
 CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
@@ -153,38 +149,6 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
-
-
-_stderr_lock = threading.Lock()
-_stderr_state = {"depth": 0, "saved": -1}
-
-
-@contextlib.contextmanager
-def quiet_c_stderr() -> Iterator[None]:
-    """Send the C-level stderr (fd 2) to /dev/null while decoding: mpg123 and libvorbis
-    print warnings ("Illegal Audio-MPEG-Header", "Xing stream size off") that are noise
-    to a user; the decode result says what matters. Thread-safe (re-entrant count);
-    ``GENREFLOW_DECODER_STDERR=1`` keeps them."""
-    if os.environ.get("GENREFLOW_DECODER_STDERR") == "1":
-        yield
-        return
-    with _stderr_lock:
-        if _stderr_state["depth"] == 0:
-            with contextlib.suppress(Exception):  # a closed stderr is no reason to fail
-                sys.stderr.flush()
-            _stderr_state["saved"] = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        _stderr_state["depth"] += 1
-    try:
-        yield
-    finally:
-        with _stderr_lock:
-            _stderr_state["depth"] -= 1
-            if _stderr_state["depth"] == 0:
-                os.dup2(_stderr_state["saved"], 2)
-                os.close(_stderr_state["saved"])
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:

@@ -95,7 +95,7 @@ def header_seconds(raw: bytes) -> float | None:
 
     import soundfile as sf
 
-    from genreflow.audio import quiet_c_stderr
+    from genreflow.quiet import quiet_c_stderr
 
     try:
         with quiet_c_stderr():

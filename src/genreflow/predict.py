@@ -43,6 +43,9 @@ def load_predictor(model_uri: str) -> GenrePredictor:
 
 def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
     """The predictor and, for a logged audio model, the input contract it carries."""
+    from genreflow.quiet import import_tensorflow
+
+    import_tensorflow()
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 

@@ -88,6 +88,9 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         """Load the bundle artefact and the input contract from ``model_config``."""
         from genreflow.contract import from_model_config
+        from genreflow.quiet import import_tensorflow
+
+        import_tensorflow()
         from genreflow.inference import GenrePredictor
 
         self.predictor = GenrePredictor.from_bundle(context.artifacts["bundle"])

@@ -27,6 +27,8 @@ from genreflow.config import AudioConfig
 
 ENV_MODEL = "GENREFLOW_SERVE_MODEL"
 _MLFLOW_PREFIX = re.compile(r"^Failed to predict data .*?\nError: ", re.DOTALL)
+_SCHEMA_PREFIX = re.compile(r"^Failed to enforce schema of data .*? with schema .*?'\. Error: ",
+                            re.DOTALL)
 _REASON = re.compile(r"^(?:row \d+|request): ([a-z_]+): ")
 DRAIN_SECONDS = 30.0  # how long an oversized upload is read (and dropped) before hanging up
 
@@ -36,6 +38,9 @@ def clean_message(message: str) -> tuple[str, str | None]:
     from genreflow.contract import ALL_REASONS
 
     message = _MLFLOW_PREFIX.sub("", message, count=1)
+    schema = _SCHEMA_PREFIX.sub("", message, count=1)
+    if schema != message:  # MLflow refused the table before the model saw it
+        message = f"request: bad_request: {' '.join(schema.split())}"
     match = _REASON.match(message)
     reason = match.group(1) if match and match.group(1) in ALL_REASONS else None
     return message, reason
@@ -185,6 +190,9 @@ def create_app():
     (a uvicorn factory: every worker process builds its own)."""
     from mlflow.pyfunc import scoring_server
 
+    from genreflow.quiet import import_tensorflow
+
+    import_tensorflow()
     model = scoring_server.load_model_with_mlflow_config(os.environ[ENV_MODEL])
     audio = model_contract(model)
     return Guard(scoring_server.init(model), max_body_bytes=int(audio.max_request_mb * 2**20))
