@@ -241,6 +241,9 @@ def test_genreflow_serve_guard(servers):
     good = json.dumps(_table(_b64(_wav_bytes(3.0)))).encode()
     r = requests.post(f"{base}/invocations", data=good, timeout=30)  # no Content-Type
     assert r.status_code == 200 and r.json()["predictions"][0]["genre"] in TINY_GENRES, r.text
+    r = requests.post(f"{base}/invocations", data=good, timeout=30,  # what curl -d sends
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
 
     oversized = b'{"dataframe_split": {"columns": ["audio"], "data": [["' + b"A" * (
         24 * 2**20) + b'"]]}}'

@@ -249,7 +249,8 @@ def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local m
     """Serve a registered model over HTTP: MLflow's scoring server, guarded.
 
     Same API as `mlflow models serve` (POST /invocations), plus: bodies over
-    audio.max_request_mb get 413 before they are read, a missing Content-Type means JSON,
+    audio.max_request_mb get 413 before they are read, a missing Content-Type (or curl -d's
+    form type) means JSON,
     and errors carry genreflow's one-line message and a `reason` class."""
     from genreflow.server import serve as run_server
 

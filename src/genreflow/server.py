@@ -7,7 +7,9 @@ model alone cannot bound a request's size. :class:`Guard` is an ASGI middleware 
 - refuses a body over ``audio.max_request_mb`` with HTTP 413 from its Content-Length,
   before the body is read (the unread body is discarded, never buffered; a client that
   sends ``Expect: 100-continue`` does not even upload it);
-- treats a request without Content-Type as JSON (MLflow answers it with HTTP 500);
+- treats a request without Content-Type as JSON (MLflow answers it with HTTP 500), and
+  also one sent as ``application/x-www-form-urlencoded`` (what ``curl -d`` and urllib
+  send by default; MLflow answers 415, and the scoring API takes no form data);
 - turns MLflow's ``Failed to predict data '<DataFrame repr>' ... Error: <reason>`` into
   genreflow's one-line reason, and adds ``reason``, the stable class of the refusal.
 
@@ -66,7 +68,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if not headers.get(b"content-type", b"").strip():
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type in (b"", b"application/x-www-form-urlencoded"):  # none, or curl -d's
             scope = {**scope, "headers": [*((k, v) for k, v in scope["headers"]
                                             if k.lower() != b"content-type"),
                                           (b"content-type", b"application/json")]}
