@@ -70,7 +70,7 @@ def main() -> None:
     cfg.train = replace(cfg.train, experiment="benchmark")
 
     t0 = time.perf_counter()
-    report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers)
+    report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers, audio=cfg.audio)
     print(f"validate: {report['n_ok']} usable clips in {time.perf_counter() - t0:.1f} s")
     results: dict[str, list[dict]] = {m: [] for m in args.models.split(",")}
     feature_times, embed_times = [], {}

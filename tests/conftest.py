@@ -57,7 +57,7 @@ def tiny_config(root: Path, data_dir: Path):
 
     cfg = Config()
     cfg.data = replace(cfg.data, dir=str(data_dir), genres=TINY_GENRES)
-    cfg.validate = replace(cfg.validate, min_seconds=1.0)
+    cfg.audio = replace(cfg.audio, min_seconds=1.0, max_seconds=60.0)
     cfg.split = replace(cfg.split, ratios=[0.6, 0.2, 0.2])
     cfg.features = replace(cfg.features, clip_seconds=4.0, segment_seconds=1.0, n_mels=32,
                            n_fft=1024, workers=1)
@@ -81,19 +81,24 @@ def tiny_project(tiny_data: Path, tmp_path: Path, monkeypatch):
     The working directory is ``tmp_path`` and MLFLOW_TRACKING_URI is unset,
     so every run lands in ``tmp_path/mlflow.db``.
     """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tiny_config(tmp_path, tiny_data)
+    return cfg, prepare_features(cfg, tmp_path)
+
+
+def prepare_features(cfg, root: Path) -> Path:
+    """Validate, split and featurise ``cfg.data``; the features folder under ``root``."""
     from genreflow.features import compute_features, write_features
     from genreflow.split import make_split, split_digest
     from genreflow.validate import validate_dataset
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = tiny_config(tmp_path, tiny_data)
     quiet = lambda m: None  # noqa: E731
-    report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet)
+    report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet, audio=cfg.audio)
     manifest = make_split(report, cfg.split, cfg.data, log=quiet)
     feats, classes, failed = compute_features(manifest, cfg.features, log=quiet)
-    feat_dir = tmp_path / "features"
+    feat_dir = root / "features"
     write_features(feats, classes, failed, cfg.features, "synthetic", feat_dir,
                    split_digest=split_digest(manifest))
-    manifest.to_csv(tmp_path / "split.csv", index=False)
-    return cfg, feat_dir
+    manifest.to_csv(root / "split.csv", index=False)
+    return feat_dir

@@ -26,8 +26,6 @@ from genreflow.figures import (
 SR = 22050
 GENRES = ("blues", "jazz", "rock")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# decoding the corrupt file makes audio.decode fall back to audioread, which librosa warns about
-pytestmark = pytest.mark.filterwarnings("ignore:PySoundFile failed:UserWarning")
 
 
 def assert_png(path: Path) -> None:

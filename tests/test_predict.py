@@ -47,7 +47,7 @@ def test_predict_files_bundle_and_registry(tiny_project, tmp_path):
     corrupt.write_bytes(b"RIFF" + os.urandom(3000))
     all_files = [*files, corrupt, tmp_path / "in" / "missing.ogg"]
 
-    res = predict_files(all_files, model_uri=str(bundle), top=2)
+    res = predict_files(all_files, model_uri=str(bundle), top=2, audio=cfg.audio)
     assert [r["file"] for r in res] == [str(f) for f in all_files]
     ref = GenrePredictor.from_bundle(bundle)
     for f, r in zip(files, res, strict=False):
@@ -58,8 +58,8 @@ def test_predict_files_bundle_and_registry(tiny_project, tmp_path):
         assert r["top"][0][1] >= r["top"][1][1]
         assert np.allclose([r["probabilities"][g] for g in ref.pre.classes],
                            ref.predict_file(f), atol=1e-5)
-    assert "not a readable audio file" in res[-2]["error"]
-    assert "no such file" in res[-1]["error"]
+    assert res[-2]["reason"] == "not_audio" and str(corrupt) in res[-2]["error"]
+    assert res[-1]["reason"] == "missing" and "no such file" in res[-1]["error"]
 
     table = format_table(res)
     assert "song.wav" in table and "corrupt.wav" in table and "error" in table

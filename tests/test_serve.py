@@ -1,9 +1,12 @@
-"""The servable pyfunc model: in process, and behind the real ``mlflow models serve``."""
+"""The servable model: in process, behind the real ``mlflow models serve`` and behind
+``genreflow serve`` (one tiny model and one server of each kind for the whole module)."""
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
+import json
 import os
 import signal
 import socket
@@ -11,15 +14,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import TINY_GENRES, write_tone
+from conftest import TINY_GENRES, prepare_features, tiny_config, write_tone
+from genreflow.config import AudioConfig
+from tests_helpers import awkward_files
 
-MAX_SECONDS = 8.0
+# the served contract: small limits so that the tests can reach every one cheaply
+CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0, max_request_mb=2.0, max_rows=4,
+                       max_request_seconds=20.0)
 
 
 def _b64(data: bytes) -> str:
@@ -40,28 +48,87 @@ def _stereo_flac(path: Path, seconds: float = 3.0, sr: int = 44100) -> Path:
     return path
 
 
-def _logged_model(tiny_project, tmp_path: Path):
-    """Train a tiny segcnn bundle and log it as an AudioGenreModel; ``(cfg, bundle, info)``."""
+def _table(*rows: str) -> dict:
+    return {"dataframe_split": {"columns": ["audio"], "data": [[r] for r in rows]}}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_data, tmp_path_factory):
+    """A tiny segcnn, logged as an AudioGenreModel with :data:`CONTRACT`, downloaded to a
+    local MLflow model folder (served and loaded without a tracking store)."""
     import mlflow
 
     from genreflow.serve import log_audio_model
     from genreflow.tracking import setup_mlflow
     from genreflow.train import train_model
 
-    cfg, feat_dir = tiny_project
-    bundle = tmp_path / "bundle"
-    train_model(cfg, "segcnn", feat_dir, bundle_dir=bundle, report_dir=tmp_path / "rep",
-                log=lambda m: None)
-    setup_mlflow(cfg.tracking, "serve-test")
-    with mlflow.start_run():
-        info = log_audio_model(bundle, max_seconds=MAX_SECONDS, min_seconds=1.0)
-    return cfg, bundle, info
+    root = tmp_path_factory.mktemp("serve")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        cfg = tiny_config(root, tiny_data)
+        feat_dir = prepare_features(cfg, root)
+        bundle = root / "bundle"
+        train_model(cfg, "segcnn", feat_dir, bundle_dir=bundle, report_dir=root / "rep",
+                    log=lambda m: None)
+        setup_mlflow(cfg.tracking, "serve-test")
+        with mlflow.start_run():
+            info = log_audio_model(bundle, audio=CONTRACT)
+        local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / "model"))
+    return SimpleNamespace(root=root, bundle=bundle, model=Path(local), info=info)
 
 
-def _audio_files(tmp_path: Path) -> list[Path]:
-    return [write_tone(tmp_path / "a.wav", seconds=3.0, freq=220.0),
-            _stereo_flac(tmp_path / "b.flac"),
-            write_tone(tmp_path / "c.ogg", seconds=2.5, sr=16000, freq=440.0, seed=1)]
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def servers(tiny_model):
+    """``mlflow models serve`` and ``genreflow serve`` on loopback, started together."""
+    import requests
+
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    commands = {
+        "mlflow": [str(bindir / "mlflow"), "models", "serve", "-m", str(tiny_model.model),
+                   "--env-manager", "local", "--host", "127.0.0.1"],
+        "genreflow": [sys.executable, "-m", "genreflow.cli", "serve", str(tiny_model.model),
+                      "--params", str(tiny_model.root / "none.yaml"), "--host", "127.0.0.1"],
+    }
+    procs, bases, logs = {}, {}, {}
+    for name, cmd in commands.items():
+        port = _free_port()
+        logs[name] = tiny_model.root / f"{name}-server.log"
+        procs[name] = subprocess.Popen(
+            [*cmd, "--port", str(port)], env=env, stdout=logs[name].open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        bases[name] = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        for name, base in bases.items():
+            while True:
+                assert procs[name].poll() is None, logs[name].read_text()[-3000:]
+                try:
+                    if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, f"{name} did not answer /ping in 180 s"
+                time.sleep(0.5)
+        yield SimpleNamespace(bases=bases, procs=procs, logs=logs)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def test_encode_file_roundtrip(tmp_path):
@@ -71,139 +138,159 @@ def test_encode_file_roundtrip(tmp_path):
     assert base64.b64decode(encode_file(p)) == p.read_bytes()
 
 
-def test_pyfunc_in_process(tiny_project, tmp_path):
+def test_pyfunc_in_process(tiny_model, tmp_path):
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from genreflow.inference import GenrePredictor
-
-    _, bundle, info = _logged_model(tiny_project, tmp_path)
-    model = mlflow.pyfunc.load_model(info.model_uri)
-    sig_out = [c.name for c in model.metadata.get_output_schema().inputs]
-    expected_cols = ["genre", "probability", *[f"p_{g}" for g in TINY_GENRES]]
-    assert sig_out == expected_cols
-    assert [c.name for c in model.metadata.get_input_schema().inputs] == ["audio"]
-
-    files = _audio_files(tmp_path)
     from genreflow.serve import encode_file
 
+    model = mlflow.pyfunc.load_model(str(tiny_model.model))
+    expected_cols = ["genre", "probability", *[f"p_{g}" for g in TINY_GENRES]]
+    assert [c.name for c in model.metadata.get_output_schema().inputs] == expected_cols
+    assert model.unwrap_python_model().audio == CONTRACT  # the contract travelled
+    files = [write_tone(tmp_path / "a.wav", seconds=3.0), _stereo_flac(tmp_path / "b.flac"),
+             write_tone(tmp_path / "c.ogg", seconds=2.5, sr=16000, freq=440.0, seed=1)]
     out = model.predict(pd.DataFrame({"audio": [encode_file(f) for f in files]}))
     assert list(out.columns) == expected_cols
     probs = out[[f"p_{g}" for g in TINY_GENRES]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert out["genre"].tolist() == [TINY_GENRES[k] for k in probs.argmax(axis=1)]
-    assert np.allclose(out["probability"], probs.max(axis=1))
-    ref = GenrePredictor.from_bundle(bundle)
+    ref = GenrePredictor.from_bundle(tiny_model.bundle)
     for f, row in zip(files, probs, strict=True):
         assert np.allclose(row, ref.predict_file(f), atol=1e-5), f
 
-    def bad(frame: pd.DataFrame, *fragments: str) -> None:
+    def bad(frame: pd.DataFrame, message_start: str) -> None:
         with pytest.raises(MlflowException) as exc:
             model.predict(frame)
-        msg = exc.value.message
-        assert exc.value.get_http_status_code() == 400, msg
-        for frag in fragments:
-            assert frag in msg, msg
+        assert exc.value.get_http_status_code() == 400, exc.value.message
+        assert exc.value.message.startswith(message_start), exc.value.message
 
     good = encode_file(files[0])
-    bad(pd.DataFrame({"sound": [good]}), "audio")
-    bad(pd.DataFrame({"audio": [good, "not base64 at all!"]}), "row 1", "base64")
-    bad(pd.DataFrame({"audio": [_b64(os.urandom(5000))]}), "row 0", "not a supported audio")
-    bad(pd.DataFrame({"audio": [""]}), "row 0", "empty audio")
-    bad(pd.DataFrame({"audio": [_b64(_wav_bytes(0.0))]}), "empty audio")
-    bad(pd.DataFrame({"audio": [_b64(_wav_bytes(0.3))]}), "shorter than", "1 s")
-    bad(pd.DataFrame({"audio": [_b64(_wav_bytes(MAX_SECONDS + 2))]}), "longer than", "8 s")
-
-    # the python model itself reports a missing column in its own words
-    py = model.unwrap_python_model()
-    with pytest.raises(MlflowException, match="missing column 'audio'"):
-        py.predict(None, pd.DataFrame({"x": [good]}))
+    with pytest.raises(MlflowException, match=r"missing inputs \['audio'\]"):  # MLflow's check
+        model.predict(pd.DataFrame({"sound": [good]}))
+    with pytest.raises(MlflowException, match="request: bad_request: missing column 'audio'"):
+        model.unwrap_python_model().predict(None, pd.DataFrame({"sound": [good]}))
+    bad(pd.DataFrame({"audio": [good, "not base64 at all!"]}), "row 1: bad_request: ")
+    bad(pd.DataFrame({"audio": [good] * 5}), "request: too_many_rows: 5 rows")
+    bad(pd.DataFrame({"audio": [_b64(_wav_bytes(7.0))] * 3}), "request: request_too_long: ")
+    bad(pd.DataFrame({"audio": [_b64(os.urandom(2_200_000))]}), "request: request_too_large")
 
 
-# ------------------------------------------------------------------ real scoring server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _served_verdict(response, server: str) -> str:
+    from genreflow.server import clean_message
+
+    if response.status_code == 200:
+        return "ok"
+    assert response.status_code == 400, (server, response.status_code, response.text[:300])
+    body = response.json()
+    message, reason = clean_message(body["message"])
+    if server == "genreflow":  # the guard already cleaned it and named the reason
+        assert body["message"] == message and body.get("reason") == reason, body
+        assert "Failed to predict" not in body["message"] and "\n" not in message, body
+    return reason
 
 
 @pytest.mark.integration
-def test_mlflow_models_serve(tiny_project, tmp_path):
-    import mlflow
+def test_same_verdict_from_validate_predict_and_both_servers(tiny_model, servers, tmp_path):
     import requests
-    from mlflow import MlflowClient
 
+    from genreflow.audio import Clip
+    from genreflow.predict import predict_files
     from genreflow.serve import encode_file
+    from genreflow.validate import check_clip
 
-    cfg, _, info = _logged_model(tiny_project, tmp_path)
-    name = "serve-test-model"
-    mv = mlflow.register_model(info.model_uri, name)
-    MlflowClient().set_registered_model_alias(name, "champion", mv.version)
-    uri = f"models:/{name}@champion"
+    files = awkward_files(tmp_path / "awkward", CONTRACT.max_seconds)
+    paths = [p for p, _ in files.values()]
+    predicted = predict_files(paths, model_uri=str(tiny_model.model))
+    for (name, (path, expected)), pred in zip(files.items(), predicted, strict=True):
+        verdicts = {"validate": check_clip(Clip(name, "x", path), CONTRACT)["status"],
+                    "predict": pred.get("reason", "ok")}
+        for server, base in servers.bases.items():
+            r = requests.post(f"{base}/invocations", json=_table(encode_file(path)), timeout=30)
+            verdicts[server] = _served_verdict(r, server)
+            if expected == "ok":
+                served = r.json()["predictions"][0]
+                assert served["probability"] == pytest.approx(pred["probability"], abs=1e-5)
+        assert set(verdicts.values()) == {expected}, (name, verdicts, pred.get("error"))
 
-    files = _audio_files(tmp_path)
-    good = {"dataframe_split": {"columns": ["audio"], "data": [[encode_file(f)] for f in files]}}
-    expected = mlflow.pyfunc.load_model(uri).predict(
-        pd.DataFrame({"audio": [encode_file(f) for f in files]}))
 
-    port = _free_port()
-    bindir = Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_TRACKING_URI": cfg.tracking.resolved_uri(),
-           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(bindir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "server did not answer /ping within 120 s"
-            time.sleep(1)
+@pytest.mark.integration
+def test_request_limits_on_both_servers(servers):
+    import requests
 
-        def post(payload: dict) -> requests.Response:
-            return requests.post(f"{base}/invocations", json=payload, timeout=60)
+    good = _b64(_wav_bytes(3.0))
+    cases = [(_table(*[good] * 5), "too_many_rows"),
+             (_table(*[_b64(_wav_bytes(7.0))] * 3), "request_too_long"),
+             ({"dataframe_split": {"columns": ["sound"], "data": [["abc"]]}}, "bad_request")]
+    for server, base in servers.bases.items():
+        for payload, reason in cases:
+            r = requests.post(f"{base}/invocations", json=payload, timeout=30)
+            assert _served_verdict(r, server) == reason, (server, r.text[:300])
 
-        def check_good() -> None:
-            r = post(good)
-            assert r.status_code == 200, r.text
-            got = pd.DataFrame(r.json()["predictions"])
-            assert list(got.columns) == list(expected.columns)
-            assert got["genre"].tolist() == expected["genre"].tolist()
-            cols = [c for c in expected.columns if c.startswith("p_")]
-            assert np.allclose(got[cols].to_numpy(), expected[cols].to_numpy(), atol=1e-5)
 
-        check_good()
-        bad_requests = [
-            ({"dataframe_split": {"columns": ["audio"], "data": [[_b64(os.urandom(4000))]]}},
-             "not a supported audio"),
-            ({"dataframe_split": {"columns": ["audio"], "data": [["%%%not-base64%%%"]]}},
-             "base64"),
-            ({"dataframe_split": {"columns": ["audio"], "data": [[_b64(_wav_bytes(0.2))]]}},
-             "shorter than"),
-            ({"dataframe_split": {"columns": ["audio"],
-                                  "data": [[_b64(_wav_bytes(MAX_SECONDS + 1))]]}},
-             "longer than"),
-            ({"dataframe_split": {"columns": ["sound"], "data": [["abc"]]}}, "audio"),
-        ]
-        for payload, fragment in bad_requests:
-            r = post(payload)
-            assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
-            assert fragment in r.json()["message"], r.text[:1000]
-        check_good()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        log.close()
+@pytest.mark.integration
+def test_genreflow_serve_guard(servers):
+    """Oversized bodies get 413 at once, without the server's memory growing; a request
+    without Content-Type is JSON."""
+    import psutil
+    import requests
+
+    base = servers.bases["genreflow"]
+    server = psutil.Process(servers.procs["genreflow"].pid)
+    good = json.dumps(_table(_b64(_wav_bytes(3.0)))).encode()
+    r = requests.post(f"{base}/invocations", data=good, timeout=30)  # no Content-Type
+    assert r.status_code == 200 and r.json()["predictions"][0]["genre"] in TINY_GENRES, r.text
+    r = requests.post(f"{base}/invocations", data=good, timeout=30,  # what curl -d sends
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+
+    oversized = b'{"dataframe_split": {"columns": ["audio"], "data": [["' + b"A" * (
+        24 * 2**20) + b'"]]}}'
+    requests.post(f"{base}/invocations", data=oversized, timeout=30)  # warm-up
+    rss_before = server.memory_info().rss
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = requests.post(f"{base}/invocations", data=oversized,
+                          headers={"Content-Type": "application/json"}, timeout=30)
+        assert time.monotonic() - t0 < 1.0
+        assert r.status_code == 413 and r.json()["reason"] == "request_too_large", r.text
+        assert "maximum is 2 MB" in r.json()["message"]
+    assert server.memory_info().rss - rss_before < 8 * 2**20
+
+    # a client that asks first (Expect: 100-continue, as curl does) never uploads the body
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    t0 = time.monotonic()
+    conn.putrequest("POST", "/invocations")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(10**9))
+    conn.putheader("Expect", "100-continue")
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 413 and time.monotonic() - t0 < 1.0
+    conn.close()
+    assert requests.post(f"{base}/invocations", data=good, timeout=30).status_code == 200
+
+
+@pytest.mark.integration
+def test_predict_cli_exit_code(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from genreflow.cli import app
+
+    good = write_tone(tmp_path / "good.wav", seconds=3.0)
+    silent = write_tone(tmp_path / "quiet.wav", seconds=3.0, amp=0.0, noise=0.0)
+    (tmp_path / "folder").mkdir()
+    args = ["predict", str(good), str(silent), str(tmp_path / "folder"), "/dev/null",
+            str(tmp_path / "gone.mp3"), "--model", str(tiny_model.model), "--json",
+            "--params", str(tmp_path / "none.yaml")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    rows = json.loads(result.stdout)
+    assert rows[0]["genre"] in TINY_GENRES
+    assert [r.get("reason") for r in rows[1:]] == ["silent", "not_a_file", "not_a_file",
+                                                   "missing"]
+    assert "is a directory" in rows[2]["error"] and "character device" in rows[3]["error"]
+    ok = CliRunner().invoke(app, args[:2] + args[6:])
+    assert ok.exit_code == 0, ok.output

@@ -45,3 +45,42 @@ def all_settings(train) -> dict:
     from genreflow.kinds import kind_names, settings
 
     return {n: settings(train, n) for n in kind_names()}
+
+
+def awkward_files(root: Path, max_seconds: float) -> dict[str, tuple[Path, str]]:
+    """Inputs users really send, each with the verdict the input contract must give
+    (``min_seconds`` 1 s, ``max_seconds`` as given, the default silence threshold)."""
+    import os
+
+    import numpy as np
+    import soundfile as sf
+
+    root.mkdir(parents=True, exist_ok=True)
+    sr = 22050
+    tone = (0.3 * np.sin(2 * np.pi * 330 * np.arange(3 * sr) / sr)).astype(np.float32)
+    files: dict[str, tuple[Path, str]] = {}
+
+    def add(name: str, reason: str, data: bytes | None = None, **write) -> None:
+        path = root / name
+        if data is not None:
+            path.write_bytes(data)
+        else:
+            sf.write(path, write.pop("y"), write.pop("sr", sr), **write)
+        files[name] = (path, reason)
+
+    add("good.wav", "ok", y=tone)
+    tone44 = (0.3 * np.sin(2 * np.pi * 330 * np.arange(3 * 44100) / 44100)).astype(np.float32)
+    add("stereo_44k.flac", "ok", y=np.stack([tone44, 0.5 * tone44], axis=1), sr=44100)
+    add("empty.wav", "empty", b"")
+    add("random.wav", "not_audio", os.urandom(6000))
+    add("text.mp3", "not_audio", b"this is not an mp3, it is a text file\n" * 40)
+    add("movie.m4a", "unsupported_format", b"\x00\x00\x00\x20ftypM4A " + os.urandom(4000))
+    nan = tone.copy()
+    nan[1000:1010] = np.nan
+    add("nan.wav", "non_finite", y=nan, subtype="FLOAT")
+    add("half_second.wav", "too_short", y=tone[: sr // 2])
+    add("silence.wav", "silent", y=np.zeros(3 * sr, np.float32))
+    add("too_long.wav", "too_long", y=np.tile(tone, int(max_seconds // 3) + 1))
+    full = (root / "good.wav").read_bytes()
+    add("cut.wav", "truncated", full[: len(full) // 2])
+    return files

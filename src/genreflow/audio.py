@@ -18,6 +18,7 @@ import soundfile as sf
 
 from genreflow.config import FeaturesConfig
 from genreflow.errors import GenreflowError, MissingInputError
+from genreflow.quiet import quiet_c_stderr
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3")
 CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
@@ -25,7 +26,21 @@ SOURCE_FILE = "SOURCE.json"
 
 
 class AudioError(GenreflowError, ValueError):
-    """Audio that cannot be decoded or is unusable."""
+    """Audio that cannot be decoded or is refused by the input contract.
+
+    ``reason`` is a stable class (see :data:`genreflow.contract.REASONS`); the message
+    is one line, ``"<file or row>: <reason>: <detail>"``.
+    """
+
+    def __init__(self, message: str, reason: str = "not_audio", detail: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.detail = detail if detail is not None else message
+
+
+def refused(where: str, reason: str, detail: str) -> AudioError:
+    """An :class:`AudioError` with the one-line message ``where: reason: detail``."""
+    return AudioError(f"{where}: {reason}: {detail}", reason, detail)
 
 
 @dataclass(frozen=True)
@@ -62,42 +77,79 @@ def read_source(data_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def decode(source: str | Path | bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode a file path or raw bytes to mono float32, optionally resampled.
+def decode(source: str | Path | bytes, sample_rate: int | None = None, *,
+           max_seconds: float | None = None, name: str | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file path or raw bytes to mono float32 (the mean of the channels),
+    optionally resampled. One decoder (libsndfile) for every stage and the server.
 
-    Raises :class:`AudioError` with the reason when the data is not audio.
+    With ``max_seconds``, a longer file is refused from its header when the header
+    gives a length, else after decoding at most ``max_seconds`` (bounded memory).
+    Raises :class:`AudioError` with a reason class: ``empty``, ``not_audio``,
+    ``unsupported_format``, ``truncated``, ``non_finite`` or ``too_long``.
     """
-    name = "<bytes>" if isinstance(source, bytes | bytearray) else str(source)
-    handle = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-    try:
-        y, sr = sf.read(handle, dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises several types for bad data
-        y, sr = _decode_fallback(source, name, exc)
-    if y.ndim == 2:
-        y = y.mean(axis=1)
-    if y.size == 0:
-        raise AudioError(f"{name}: no audio samples")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    if sample_rate is not None and sr != sample_rate:
-        import librosa
+    from genreflow.sniff import open_failure, riff_truncated
 
-        y = librosa.resample(y, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
-        sr = sample_rate
+    is_bytes = isinstance(source, bytes | bytearray)
+    name = name or ("<bytes>" if is_bytes else str(source))
+    if is_bytes:
+        size, head, handle = len(source), bytes(source[:64]), io.BytesIO(source)
+    else:
+        size = Path(source).stat().st_size
+        with open(source, "rb") as fh:
+            head = fh.read(64)
+        handle = source
+    if size == 0:
+        raise refused(name, "empty", "the file is empty (0 bytes)")
+    if riff_truncated(head, size):
+        raise refused(name, "truncated", "the WAV file ends before the length its header gives")
+    with quiet_c_stderr():
+        try:
+            f = sf.SoundFile(handle)
+        except Exception as exc:  # libsndfile raises several types for bad data
+            raise open_failure(name, head, exc) from None
+        with f:
+            sr = int(f.samplerate)
+            if max_seconds is not None and 0 < f.frames < 2**62 and f.frames > max_seconds * sr:
+                raise refused(name, "too_long", f"{f.frames / sr:.1f} s of audio (header), "
+                              f"longer than the maximum of {max_seconds:g} s")
+            y = _read_mono(f, name, None if max_seconds is None else int(max_seconds * sr) + 1)
+    if y.size == 0:
+        raise refused(name, "empty", "the file holds no audio samples")
+    if max_seconds is not None and len(y) > max_seconds * sr:
+        raise refused(name, "too_long", f"more than {max_seconds:g} s of audio, the maximum")
+    if not np.all(np.isfinite(y)):
+        raise refused(name, "non_finite", "the audio contains NaN or infinite samples")
+    if sample_rate is not None and sr != sample_rate:
+        y, sr = resample(y, sr, sample_rate), sample_rate
     return np.ascontiguousarray(y, dtype=np.float32), int(sr)
 
 
-def _decode_fallback(source: str | Path | bytes, name: str, exc: Exception) -> tuple[np.ndarray, int]:
-    """Try audioread (ffmpeg/gstreamer, if installed) before giving up."""
-    if isinstance(source, bytes | bytearray):
-        raise AudioError(f"{name}: not a readable audio file ({exc})") from None
+def _read_mono(f: sf.SoundFile, name: str, limit: int | None) -> np.ndarray:
+    """Decode block by block into a mono mix, stopping once past ``limit`` frames."""
+    parts: list[np.ndarray] = []
+    n = 0
     try:
-        import librosa
+        while limit is None or n <= limit:  # until the end of the data, not the header's count
+            block = f.read(1 << 16, dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            parts.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
+            n += len(block)
+    except Exception as exc:
+        raise refused(name, "truncated", f"decoding stopped after {n} frames: "
+                      f"{_clean(str(exc))} (the file is cut short or damaged)") from None
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-        y, sr = librosa.load(str(source), sr=None, mono=True)
-        return y[:, None], int(sr)
-    except Exception:
-        raise AudioError(f"{name}: not a readable audio file ({exc})") from None
+
+def _clean(msg: str) -> str:
+    return re.sub(r"Error opening <[^>]*>: |^Error : ", "", msg).strip()
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality; what librosa's ``soxr_hq`` calls)."""
+    import soxr
+
+    return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:
@@ -108,10 +160,15 @@ def fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int):
+    """The mel filter bank as a sparse matrix: each FFT bin feeds at most two filters, so
+    ~2,000 of its 131,000 entries are non-zero (20x faster than a dense product; the
+    result differs by float32 rounding, < 1e-5 dB)."""
     import librosa
+    import scipy.sparse
 
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
+    return scipy.sparse.csr_array(basis)
 
 
 def log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
@@ -125,7 +182,7 @@ def log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
 
     stft = librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True)
     power = np.square(np.abs(stft), dtype=np.float32)
-    mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power
+    mel = np.asarray(_mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power)
     return (10.0 * np.log10(np.maximum(mel, 1e-10))).astype(np.float32)
 
 

@@ -132,7 +132,8 @@ def validate(params: Params = PARAMS_DEFAULT,
     from genreflow.validate import format_table, validate_dataset, write_report
 
     cfg = _cfg(params)
-    report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers, log=_log)
+    report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers, log=_log,
+                              audio=cfg.audio)
     write_report(report, out)
     typer.echo(format_table(report))
     typer.echo(f"[{report['data_source']}] {report['n_ok']} usable of {report['n_files']} files; "
@@ -301,22 +302,54 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
 
 @app.command()
 @friendly
-def predict(files: Annotated[list[Path], typer.Argument(help="Audio files, any format/length.")],
-            model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
-            = paths.default_model_uri(),
-            top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,
-            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-            params: Params = PARAMS_DEFAULT) -> None:
-    """Predict the genre of local audio files (Fig. 12)."""
-    from genreflow.predict import format_table, predict_files
+def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local model folder.")]
+          = paths.default_model_uri(),
+          host: str = "127.0.0.1",
+          port: int = 5001,
+          workers: Annotated[int, typer.Option(help="Scoring processes (each loads the model; "
+                                                    "about one per CPU core).")] = 1,
+          timeout: Annotated[int, typer.Option(help="Seconds before a request gets 504.")] = 60,
+          params: Params = PARAMS_DEFAULT) -> None:
+    """Serve a registered model over HTTP: MLflow's scoring server, guarded.
+
+    Same API as `mlflow models serve` (POST /invocations), plus: bodies over
+    audio.max_request_mb get 413 before they are read, a missing Content-Type (or curl -d's
+    form type) means JSON,
+    and errors carry genreflow's one-line message and a `reason` class."""
+    from genreflow.server import serve as run_server
 
     if params.exists():
         from genreflow.config import load_config
 
         os.environ.setdefault("MLFLOW_TRACKING_URI", load_config(params).tracking.resolved_uri())
-    results = predict_files(files, model_uri=model, top=top)
+    run_server(model, host=host, port=port, workers=workers, timeout=timeout)
+
+
+@app.command()
+@friendly
+def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, flac, ogg, mp3, au.")],
+            model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
+            = paths.default_model_uri(),
+            top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,
+            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            params: Params = PARAMS_DEFAULT) -> None:
+    """Predict the genre of local audio files (Fig. 12).
+
+    Exits 1 when any file was refused (the others are still answered)."""
+    from genreflow.predict import format_table, predict_files
+
+    audio = None
+    if params.exists():
+        from genreflow.config import load_config
+
+        cfg = load_config(params)
+        os.environ.setdefault("MLFLOW_TRACKING_URI", cfg.tracking.resolved_uri())
+        audio = cfg.audio
+    results = predict_files(files, model_uri=model, top=top, audio=audio)
     typer.echo(json.dumps(results, indent=1) if as_json else format_table(results))
-    if all("error" in r for r in results):
+    failed = sum("error" in r for r in results)
+    if failed:
+        _log(f"{failed} of {len(results)} file(s) refused")
         raise typer.Exit(1)
 
 

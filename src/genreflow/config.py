@@ -46,9 +46,32 @@ class DataConfig:
 
 
 @dataclass
+class AudioConfig:
+    """The input contract (``audio:``), one for training data, ``predict`` and serving."""
+
+    min_seconds: float = 3.0         # shorter clips are refused (too_short)
+    max_seconds: float = 600.0       # longer clips are refused (too_long)
+    silence_rms: float = 1e-4        # quieter clips (RMS of the mono mix) are refused (silent)
+    max_request_mb: float = 32.0     # served model: request body limit (genreflow serve)...
+    max_rows: int = 32               # ...files per request...
+    max_request_seconds: float = 1200.0  # ...and audio seconds per request
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_seconds <= self.max_seconds:
+            raise ConfigError(f"audio: need 0 < min_seconds <= max_seconds, got "
+                              f"{self.min_seconds} and {self.max_seconds}")
+        if self.silence_rms < 0:
+            raise ConfigError(f"audio.silence_rms: expected >= 0, got {self.silence_rms}")
+        for name in ("max_request_mb", "max_rows", "max_request_seconds"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"audio.{name}: expected a positive number, "
+                                  f"got {getattr(self, name)}")
+        if self.max_request_seconds < self.min_seconds:
+            raise ConfigError("audio.max_request_seconds: must be at least audio.min_seconds")
+
+
+@dataclass
 class ValidateConfig:
-    min_seconds: float = 5.0
-    silence_rms: float = 1e-4
     expected_sample_rate: int = 22050
 
 
@@ -161,8 +184,6 @@ class TuneConfig:
 class RegisterConfig:
     model_name: str = "gtzan-genre-classifier"
     metric: str = "val_track_accuracy"
-    max_seconds: float = 600.0
-    min_seconds: float = 1.0
 
 
 @dataclass
@@ -178,6 +199,7 @@ class TrackingConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -186,6 +208,12 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.audio.min_seconds < self.features.segment_seconds:
+            raise ConfigError(f"audio.min_seconds ({self.audio.min_seconds}) must be at least "
+                              f"features.segment_seconds ({self.features.segment_seconds}): "
+                              "every accepted clip needs one whole window")
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:

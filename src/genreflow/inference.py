@@ -8,6 +8,7 @@ writes it; the served pyfunc model, ``register`` and ``genreflow predict`` read 
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,11 +21,30 @@ BUNDLE_META = "preprocess.json"
 
 
 def forward(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Softmax outputs of ``model`` for ``x`` in batches (a direct call: no ``predict`` overhead)."""
+    """Softmax outputs of ``model`` for ``x`` in batches, through a compiled graph (one
+    trace per model and input shape; half the time of an eager call on a 30 s clip)."""
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    return np.concatenate([np.asarray(model(x[i:i + batch], training=False))
+    call = _compiled(model)
+    return np.concatenate([np.asarray(call(x[i:i + batch]))
                            for i in range(0, len(x), batch)])
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(model):
+    """``model(x, training=False)`` as a ``tf.function`` that accepts any batch size
+    (cached per model, without keeping the model alive)."""
+    import tensorflow as tf
+
+    call = _COMPILED.get(model)
+    if call is None:
+        ref = weakref.ref(model)
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        call = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
+        _COMPILED[model] = call
+    return call
 
 
 def mean_by_track(probs: np.ndarray, counts: list[int]) -> np.ndarray:

@@ -1,7 +1,9 @@
 """``genreflow predict``: genres of local audio files from a registered model or a bundle.
 
-Local files may have any length and any supported format (the served model, by
-contrast, enforces ``register.min_seconds``/``max_seconds``).
+Every file goes through the same input contract as the served model and ``validate``
+(:mod:`genreflow.contract`): a logged model brings the contract it was registered with,
+a bare bundle folder uses params.yaml ``audio:``. A refused file gets an ``error`` with
+its ``reason`` class; the other files are still answered.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from genreflow.config import AudioConfig
 from genreflow.errors import GenreflowError
 from genreflow.inference import BUNDLE_META, GenrePredictor
 from genreflow.paths import default_model_uri
@@ -36,6 +39,14 @@ def _quiet_downloads() -> Iterator[None]:
 def load_predictor(model_uri: str) -> GenrePredictor:
     """The predictor behind an MLflow model URI (``models:/``, ``runs:/``, a local
     model folder) of a logged audio model, or a plain bundle folder."""
+    return load_model(model_uri)[0]
+
+
+def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
+    """The predictor and, for a logged audio model, the input contract it carries."""
+    from genreflow.quiet import import_tensorflow
+
+    import_tensorflow()
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
@@ -44,7 +55,7 @@ def load_predictor(model_uri: str) -> GenrePredictor:
     local = Path(model_uri)
     if "://" not in model_uri and not model_uri.startswith(("models:", "runs:")):
         if (local / BUNDLE_META).is_file():
-            return GenrePredictor.from_bundle(local)
+            return GenrePredictor.from_bundle(local), None
         if not local.exists():
             raise GenreflowError(f"{model_uri}: no such model folder or bundle; pass an MLflow "
                                  "model URI (models:/<name>@<alias>, runs:/<id>/audio_model) or "
@@ -66,26 +77,38 @@ def load_predictor(model_uri: str) -> GenrePredictor:
     if not isinstance(python_model, AudioGenreModel) or python_model.predictor is None:
         raise GenreflowError(f"{model_uri}: not a genreflow audio model (expected one logged "
                              "by `genreflow register`, e.g. models:/<name>@champion)")
-    return python_model.predictor
+    return python_model.predictor, python_model.audio
 
 
-def predict_files(files: list[Path], model_uri: str = DEFAULT_MODEL_URI,
-                  top: int = 3) -> list[dict]:
-    """Genre probabilities for each file; unreadable files get an ``error`` entry."""
+def predict_files(files: list[Path], model_uri: str = DEFAULT_MODEL_URI, top: int = 3,
+                  audio: AudioConfig | None = None) -> list[dict]:
+    """Genre probabilities for each file; a refused file gets ``error`` (one line naming
+    the file) and ``reason`` (its class, see :data:`genreflow.contract.REASONS`).
+
+    The contract is the logged model's own; for a bundle folder, ``audio`` (default
+    :class:`AudioConfig`).
+    """
     from genreflow.audio import AudioError
+    from genreflow.contract import check_path, load_audio
 
-    predictor = load_predictor(model_uri)
-    classes = list(predictor.pre.classes)
+    predictor, carried = load_model(model_uri)
+    contract = carried or audio or AudioConfig()
+    classes = list(predictor.classes)
     results: list[dict] = []
     for f in files:
         path = Path(f)
-        if not path.is_file():
-            results.append({"file": str(path), "error": f"{path}: no such file"})
-            continue
         try:
-            probs = predictor.predict_file(path)
-        except (AudioError, OSError, ValueError) as exc:
-            results.append({"file": str(path), "error": str(exc)})
+            bad = check_path(path)
+            if bad is not None:
+                raise bad
+            y, _ = load_audio(path, contract, predictor.sample_rate, where=str(path))
+            probs = predictor.probs_from_audio(y)
+        except AudioError as exc:
+            results.append({"file": str(path), "error": str(exc), "reason": exc.reason})
+            continue
+        except OSError as exc:  # permission denied, I/O error
+            results.append({"file": str(path), "reason": "not_a_file",
+                            "error": f"{path}: not_a_file: {exc.strerror or exc}"})
             continue
         ranked = sorted(zip(classes, (float(p) for p in probs), strict=True),
                         key=lambda kv: kv[1], reverse=True)

@@ -97,18 +97,21 @@ def best_run(cfg: Config, data_digest: str, split: str, experiments: list[str]):
 
 
 def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, classes: list[str],
-                   log: Callable[[str], None] = print) -> tuple[Score, dict]:
-    """Decode every clip of ``rows`` (path, genre) and score the predictor's track answers."""
+                   audio, log: Callable[[str], None] = print) -> tuple[Score, dict]:
+    """Decode every clip of ``rows`` (path, genre) under the input contract ``audio``, as the
+    served model does, and score the predictor's track answers."""
     from tqdm import tqdm
 
     from genreflow.audio import AudioError
+    from genreflow.contract import load_audio
 
     index = {c: i for i, c in enumerate(predictor.classes)}
     probs, y = [], []
     for path, genre in tqdm(list(zip(rows["path"], rows["genre"], strict=True)),
                             desc="scoring", unit="clip", leave=False):
         try:
-            probs.append(predictor.predict_file(path))
+            y_audio, _ = load_audio(path, audio, predictor.sample_rate, where=str(path))
+            probs.append(predictor.probs_from_audio(y_audio))
         except (AudioError, GenreflowError) as exc:
             log(f"skipped {path}: {exc}")
             continue
@@ -184,10 +187,10 @@ def register_best(
         Path(meta).replace(bundle / BUNDLE_META)
         candidate = GenrePredictor.from_bundle(bundle)
         val_rows, test_rows = table[table["split"] == "val"], table[table["split"] == "test"]
-        cand_val, _ = score_on_audio(candidate, val_rows, classes, log)
+        cand_val, _ = score_on_audio(candidate, val_rows, classes, cfg.audio, log)
         log(f"candidate on validation from raw audio: {cand_val.accuracy:.4f} "
             f"({cand_val.n_tracks} tracks)")
-        test_score, _ = score_on_audio(candidate, test_rows, classes, log)
+        test_score, _ = score_on_audio(candidate, test_rows, classes, cfg.audio, log)
         log(f"test track accuracy of the candidate (for the record): {test_score.accuracy:.4f} "
             f"({test_score.n_tracks} tracks)")
 
@@ -201,13 +204,12 @@ def register_best(
             mismatch = _mismatch(_version_identity(champ.tags), ident)
             if mismatch is None:
                 champ_score, _ = score_on_audio(
-                    load_predictor(f"models:/{name}@champion"), val_rows, classes, log)
+                    load_predictor(f"models:/{name}@champion"), val_rows, classes, cfg.audio, log)
                 log(f"champion v{previous} on the same validation tracks: "
                     f"{champ_score.accuracy:.4f}")
 
         with mlflow.start_run(run_id=run_id):
-            info = log_audio_model(bundle, max_seconds=cfg.register.max_seconds,
-                                   min_seconds=cfg.register.min_seconds)
+            info = log_audio_model(bundle, audio=cfg.audio)
             mlflow.log_metrics({"registered_val_track_accuracy": cand_val.accuracy,
                                 "registered_test_track_accuracy": test_score.accuracy})
             mlflow.log_metrics({"val_track_accuracy": cand_val.accuracy,

@@ -1,13 +1,15 @@
 """The registered, servable model: base64 audio in, genre probabilities out.
 
 :class:`AudioGenreModel` wraps a model bundle (``model.keras`` + ``preprocess.json``)
-as an MLflow pyfunc, so that ``mlflow models serve`` answers
+as an MLflow pyfunc, so that ``mlflow models serve`` (or ``genreflow serve``) answers
 
 ``{"dataframe_split": {"columns": ["audio"], "data": [["<base64 of a file>"]]}}``
 
-with ``genre``, ``probability`` and one ``p_<genre>`` column per class. Bad requests
-raise ``MlflowException(INVALID_PARAMETER_VALUE)``, which the scoring server turns
-into HTTP 400 with the message.
+with ``genre``, ``probability`` and one ``p_<genre>`` column per class. Every file goes
+through the input contract (:mod:`genreflow.contract`) the model was logged with, and a
+request is bounded (rows, bytes, seconds of audio: header durations before decoding).
+A refusal raises ``MlflowException(INVALID_PARAMETER_VALUE)`` (HTTP 400) whose message
+is one line, ``"row <i>: <reason>: <detail>"`` or ``"request: <reason>: <detail>"``.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import base64
 import binascii
 import io
 import json
-import re
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
-import numpy as np
-import pandas as pd
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads in the server
+
+import mlflow.pyfunc  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from genreflow.config import AudioConfig  # noqa: E402
 
 AUDIO_COLUMN = "audio"
-_OPENING = re.compile(r"Error opening <[^>]*>: ")
 RUNTIME_PACKAGES: tuple[str, ...] = ("mlflow", "tensorflow-cpu", "keras", "librosa", "soundfile",
-                                     "numpy", "pandas")
+                                     "soxr", "numpy", "pandas")
 
 
 def encode_file(path: str | Path) -> str:
@@ -36,48 +41,41 @@ def encode_file(path: str | Path) -> str:
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _bad_input(message: str):
-    """An MLflow error that the scoring server answers with HTTP 400."""
+def _bad_input(where: str, reason: str, detail: str):
+    """An MLflow error that the scoring server answers with HTTP 400: one line,
+    ``where: reason: detail``."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+    return MlflowException(f"{where}: {reason}: {detail}", error_code=INVALID_PARAMETER_VALUE)
 
 
 def _b64_to_bytes(value: Any, where: str) -> bytes:
     """Strict base64 decoding (whitespace and a ``data:...;base64,`` prefix allowed)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        raise _bad_input(f"{where}: empty audio (no value in column '{AUDIO_COLUMN}')")
+        raise _bad_input(where, "empty", f"no value in column '{AUDIO_COLUMN}'")
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("ascii", errors="replace")
     if not isinstance(value, str):
-        raise _bad_input(f"{where}: expected a base64 string, got {type(value).__name__}")
-    text = "".join(value.split())
-    if text.startswith("data:") and ";base64," in text:
-        text = text.split(";base64,", 1)[1]
-    if not text:
-        raise _bad_input(f"{where}: empty audio (empty string in column '{AUDIO_COLUMN}')")
-    try:
+        raise _bad_input(where, "bad_request", f"expected a base64 string, got "
+                         f"{type(value).__name__}")
+    text = value.split(";base64,", 1)[1] if value[:5] == "data:" and ";base64," in value \
+        else value
+    try:  # the common case first: no whitespace to strip (saves a copy of a large string)
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _bad_input(f"{where}: column '{AUDIO_COLUMN}' is not valid base64 (send the "
-                         "base64 encoding of an audio file, e.g. `base64 -w0 song.wav`)") from None
+        text = "".join(text.split())
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raw = None
+    if raw is None:
+        raise _bad_input(where, "bad_request", f"column '{AUDIO_COLUMN}' is not valid base64 "
+                         "(send the base64 of an audio file, e.g. `base64 -w0 song.wav`)")
     if not raw:
-        raise _bad_input(f"{where}: empty audio (base64 decodes to 0 bytes)")
+        raise _bad_input(where, "empty", f"an empty string in column '{AUDIO_COLUMN}' "
+                         "(0 bytes of audio)")
     return raw
-
-
-def _header_seconds(raw: bytes) -> float | None:
-    """Duration from the file header (cheap, no decoding); None when unknown."""
-    import soundfile as sf
-
-    try:
-        info = sf.info(io.BytesIO(raw))
-    except Exception:  # not audio: decoding reports it properly
-        return None
-    if info.samplerate <= 0 or info.frames <= 0 or info.frames >= 2**62:
-        return None
-    return info.frames / info.samplerate
 
 
 class AudioGenreModel(mlflow.pyfunc.PythonModel):
@@ -85,65 +83,90 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
 
     def __init__(self) -> None:
         self.predictor = None
-        self.max_seconds = 600.0
-        self.min_seconds = 1.0
+        self.audio = AudioConfig()
 
     def load_context(self, context) -> None:
-        """Load the bundle artefact and the duration limits from ``model_config``."""
+        """Load the bundle artefact and the input contract from ``model_config``."""
+        from genreflow.contract import from_model_config
+        from genreflow.quiet import import_tensorflow
+
+        import_tensorflow()
         from genreflow.inference import GenrePredictor
 
         self.predictor = GenrePredictor.from_bundle(context.artifacts["bundle"])
-        config = context.model_config or {}
-        self.max_seconds = float(config.get("max_seconds", 600.0))
-        self.min_seconds = float(config.get("min_seconds", 1.0))
+        self.audio = from_model_config(context.model_config)
 
     @property
     def classes(self) -> list[str]:
-        return list(self.predictor.pre.classes)
+        return list(self.predictor.classes)
 
-    def _row_probs(self, value: Any, where: str) -> np.ndarray:
-        from genreflow.audio import AudioError, decode
+    def _request_bytes(self, values: list) -> list[bytes]:
+        """Rows as bytes, refusing a request over the row or size limit before decoding."""
+        audio = self.audio
+        if len(values) > audio.max_rows:
+            raise _bad_input("request", "too_many_rows", f"{len(values)} rows, the maximum is "
+                             f"{audio.max_rows} (audio.max_rows); send fewer files per request")
+        raws = [_b64_to_bytes(v, f"row {i}") for i, v in enumerate(values)]
+        total = sum(map(len, raws))
+        if total > audio.max_request_mb * 2**20:
+            raise _bad_input("request", "request_too_large", f"{total / 2**20:.1f} MB of audio, "
+                             f"the maximum is {audio.max_request_mb:g} MB (audio.max_request_mb)")
+        return raws
 
-        raw = _b64_to_bytes(value, where)
-        seconds = _header_seconds(raw)
-        if seconds is not None and seconds > self.max_seconds:
-            raise _bad_input(f"{where}: audio is {seconds:.1f} s long, longer than the "
-                             f"maximum of {self.max_seconds:g} s")
-        sr = self.predictor.sample_rate
-        try:
-            y, _ = decode(raw, sr)
-        except AudioError as exc:
-            reason = _OPENING.sub("", str(exc).removeprefix("<bytes>: "))
-            if "no audio samples" in reason:
-                raise _bad_input(f"{where}: empty audio (the file has no samples)") from None
-            raise _bad_input(f"{where}: the bytes are not a supported audio file (wav, flac, "
-                             f"ogg, mp3, au): {reason}") from None
-        seconds = len(y) / sr
-        if seconds > self.max_seconds:
-            raise _bad_input(f"{where}: audio is {seconds:.1f} s long, longer than the "
-                             f"maximum of {self.max_seconds:g} s")
-        if seconds < self.min_seconds:
-            raise _bad_input(f"{where}: audio is {seconds:.2f} s long, shorter than the "
-                             f"minimum of {self.min_seconds:g} s")
-        return self.predictor.probs_from_audio(y)
+    def _check_header_seconds(self, raws: list[bytes]) -> None:
+        """Refuse rows and requests that are too long by their headers, before decoding."""
+        from genreflow.contract import header_seconds
+
+        audio = self.audio
+        known = 0.0
+        for i, raw in enumerate(raws):
+            seconds = header_seconds(raw)
+            if seconds is None:
+                continue
+            if seconds > audio.max_seconds:
+                raise _bad_input(f"row {i}", "too_long", f"{seconds:.1f} s of audio (header), "
+                                 f"longer than the maximum of {audio.max_seconds:g} s")
+            known += seconds
+        if known > audio.max_request_seconds:
+            raise _bad_input("request", "request_too_long", f"{known:.0f} s of audio in one "
+                             f"request, the maximum is {audio.max_request_seconds:g} s "
+                             "(audio.max_request_seconds)")
 
     def predict(self, context, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One row per file: ``genre``, ``probability`` and ``p_<genre>`` for every class."""
+        from genreflow.audio import AudioError
+        from genreflow.contract import load_audio
+
         if self.predictor is None:
             raise RuntimeError("AudioGenreModel: load_context has not been called")
         if not isinstance(model_input, pd.DataFrame):
             try:
                 model_input = pd.DataFrame(model_input)
             except Exception:
-                raise _bad_input("expected a table with a column 'audio' (base64 audio files), "
-                                 f"got {type(model_input).__name__}") from None
+                raise _bad_input("request", "bad_request", "expected a table with a column "
+                                 f"'audio', got {type(model_input).__name__}") from None
         if AUDIO_COLUMN not in model_input.columns:
-            raise _bad_input(f"missing column '{AUDIO_COLUMN}' (base64 of an audio file); got "
-                             f"columns {[str(c) for c in model_input.columns]}")
+            raise _bad_input("request", "bad_request", f"missing column '{AUDIO_COLUMN}' (base64 "
+                             f"of an audio file); got columns "
+                             f"{[str(c) for c in model_input.columns]}")
+        raws = self._request_bytes(model_input[AUDIO_COLUMN].tolist())
+        self._check_header_seconds(raws)
+        sr, budget = self.predictor.sample_rate, self.audio.max_request_seconds
+        probs = []
+        for i, raw in enumerate(raws):
+            where = f"row {i}"
+            try:
+                y, _ = load_audio(raw, self.audio, sr, where=where)
+            except AudioError as exc:
+                raise _bad_input(where, exc.reason, exc.detail) from None
+            budget -= len(y) / sr
+            if budget < 0:
+                raise _bad_input("request", "request_too_long", "more than "
+                                 f"{self.audio.max_request_seconds:g} s of audio in one request "
+                                 "(audio.max_request_seconds)")
+            probs.append(self.predictor.probs_from_audio(y))
         classes = self.classes
-        probs = [self._row_probs(v, f"row {i}")
-                 for i, v in enumerate(model_input[AUDIO_COLUMN].tolist())]
         mat = np.asarray(probs, dtype=np.float64).reshape(len(probs), len(classes))
         out = pd.DataFrame({
             "genre": [classes[int(k)] for k in mat.argmax(axis=1)] if len(mat) else [],
@@ -188,26 +211,27 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
-def log_audio_model(bundle_dir: Path, name: str = "audio_model", max_seconds: float = 600,
-                    min_seconds: float = 1.0, registered_model_name: str | None = None):
-    """Log :class:`AudioGenreModel` for ``bundle_dir`` into the active run.
+def log_audio_model(bundle_dir: Path, name: str = "audio_model",
+                    audio: AudioConfig | None = None, registered_model_name: str | None = None):
+    """Log :class:`AudioGenreModel` for ``bundle_dir`` into the active run, carrying the
+    input contract ``audio`` (params.yaml ``audio:``) in its ``model_config``.
 
     Returns the :class:`mlflow.models.model.ModelInfo`; ``info.model_uri`` can be
-    registered or served (``mlflow models serve --env-manager local``).
+    registered or served (``genreflow serve`` or ``mlflow models serve --env-manager local``).
     """
+    from genreflow.contract import to_model_config
     from genreflow.inference import BUNDLE_META
 
+    audio = audio or AudioConfig()
     bundle_dir = Path(bundle_dir)
     meta = json.loads((bundle_dir / BUNDLE_META).read_text())
-    if not 0 < min_seconds <= max_seconds:
-        raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
     sample_rate = int(meta.get("features", {}).get("sample_rate", 22050))
-    example = _example_input(min(max(2.0, float(min_seconds)), float(max_seconds)), sample_rate)
+    example = _example_input(min(audio.min_seconds + 1.0, audio.max_seconds), sample_rate)
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=AudioGenreModel(),
         artifacts={"bundle": str(bundle_dir)},
-        model_config={"max_seconds": float(max_seconds), "min_seconds": float(min_seconds)},
+        model_config=to_model_config(audio),
         signature=_signature(list(meta["classes"])),
         input_example=example,
         pip_requirements=pip_requirements(),

@@ -10,37 +10,34 @@ import numpy as np
 import pandas as pd
 
 from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
-from genreflow.config import GTZAN_GENRES, DataConfig, ValidateConfig
+from genreflow.config import GTZAN_GENRES, AudioConfig, DataConfig, ValidateConfig
+from genreflow.contract import REASONS, check_signal
 from genreflow.errors import DataError
 from genreflow.parallel import parallel_map
 
-STATUSES = ("ok", "corrupt", "silent", "too_short", "missing")
+# "ok", every refusal class of the input contract, and GTZAN clips absent from the folder
+STATUSES = ("ok", *REASONS, "missing")
 
 
-def check_clip(clip: Clip, cfg: ValidateConfig) -> dict:
-    """Decode one clip and classify it as ok, corrupt, silent or too_short."""
+def check_clip(clip: Clip, audio: AudioConfig) -> dict:
+    """Decode one clip and check it against the input contract (:mod:`genreflow.contract`):
+    ``status`` is ``ok`` or the refusal's reason class, ``reason`` its detail."""
     rec = {"clip_id": clip.clip_id, "genre": clip.genre, "path": str(clip.path),
            "format": clip.path.suffix.lstrip(".").lower(), "seconds": None,
            "sample_rate": None, "rms": None, "status": "ok", "reason": ""}
     try:
-        y, sr = decode(clip.path)
+        y, sr = decode(clip.path, max_seconds=audio.max_seconds)
+        rec.update(seconds=round(len(y) / sr, 3), sample_rate=sr,
+                   rms=float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))))
+        check_signal(y, sr, audio, str(clip.path))
     except AudioError as exc:
-        rec.update(status="corrupt", reason=str(exc).split(": ", 1)[-1])
-        return rec
+        rec.update(status=exc.reason, reason=exc.detail)
     except Exception as exc:  # anything else a broken file can throw
-        rec.update(status="corrupt", reason=f"{type(exc).__name__}: {exc}")
-        return rec
-    seconds = len(y) / sr
-    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-    rec.update(seconds=round(seconds, 3), sample_rate=sr, rms=rms)
-    if seconds < cfg.min_seconds:
-        rec.update(status="too_short", reason=f"{seconds:.2f} s < min_seconds {cfg.min_seconds}")
-    elif rms < cfg.silence_rms:
-        rec.update(status="silent", reason=f"RMS {rms:.2e} < silence_rms {cfg.silence_rms}")
+        rec.update(status="not_audio", reason=f"{type(exc).__name__}: {exc}")
     return rec
 
 
-def _check(args: tuple[Clip, ValidateConfig]) -> dict:
+def _check(args: tuple[Clip, AudioConfig]) -> dict:
     return check_clip(*args)
 
 
@@ -49,8 +46,10 @@ def validate_dataset(
     cfg: ValidateConfig,
     workers: int = 2,
     log: Callable[[str], None] = print,
+    audio: AudioConfig | None = None,
 ) -> dict:
-    """Check every clip under ``data.dir``; return the machine-readable report.
+    """Check every clip under ``data.dir`` against the input contract ``audio``
+    (params.yaml ``audio:``); return the machine-readable report.
 
     For a GTZAN source, clip names of the full 1000-clip set that are absent
     are listed as ``missing``.
@@ -59,7 +58,8 @@ def validate_dataset(
     clips = find_clips(data.dir)
     if not clips:
         raise DataError(f"{data.dir}: no audio clips in <genre>/<genre>.000NN.<ext> layout")
-    jobs = [(c, cfg) for c in clips]
+    audio = audio or AudioConfig()
+    jobs = [(c, audio) for c in clips]
     records = parallel_map(_check, jobs, workers, desc="validate", chunksize=8, min_jobs=9)
 
     if source.get("source") == "gtzan":

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genreflow.config import Config, DataConfig, FeaturesConfig, SplitConfig, ValidateConfig
+from genreflow.config import (
+    AudioConfig,
+    Config,
+    DataConfig,
+    FeaturesConfig,
+    SplitConfig,
+    ValidateConfig,
+)
 from genreflow.features import compute_features, load_features, write_features
 from genreflow.split import SplitError, make_split, split_sizes, write_split
 from genreflow.validate import validate_dataset, write_report
@@ -30,17 +37,17 @@ def test_validate_reports_and_skips_corrupt_silent_short(dataset: Path, tmp_path
 
     write_tone(dataset / "metal" / "metal.00091.wav", seconds=3.0, amp=0.0, noise=0.0)       # silent
     write_tone(dataset / "jazz" / "jazz.00092.ogg", seconds=0.5)                   # too short
-    cfg = ValidateConfig(min_seconds=1.0)
     messages: list[str] = []
-    report = validate_dataset(DataConfig(dir=str(dataset)), cfg, workers=1, log=messages.append)
+    report = validate_dataset(DataConfig(dir=str(dataset)), ValidateConfig(), workers=1,
+                              log=messages.append, audio=AudioConfig(min_seconds=1.0))
     status = {r["clip_id"]: r["status"] for r in report["clips"]}
-    assert status["blues.00090"] == "corrupt"
+    assert status["blues.00090"] == "not_audio"
     assert status["metal.00091"] == "silent"
     assert status["jazz.00092"] == "too_short"
     assert report["n_ok"] == 18 and report["n_files"] == 21
     assert {e["clip_id"] for e in report["excluded"]} == {"blues.00090", "metal.00091",
                                                           "jazz.00092"}
-    assert any("blues.00090" in m and "corrupt" in m for m in messages)
+    assert any("blues.00090" in m and "not_audio" in m for m in messages)
     assert report["genres"]["blues"]["ok"] == 7
     write_report(report, tmp_path / "rep")
     assert json.loads((tmp_path / "rep" / "validate.json").read_text())["n_ok"] == 18
@@ -49,15 +56,15 @@ def test_validate_reports_and_skips_corrupt_silent_short(dataset: Path, tmp_path
 
 def test_validate_names_missing_gtzan_clips(dataset: Path):
     (dataset / "SOURCE.json").write_text(json.dumps({"source": "gtzan", "origin": "x"}))
-    report = validate_dataset(DataConfig(dir=str(dataset), genres=["blues"]), ValidateConfig(
-        min_seconds=1.0), workers=1, log=quiet)
+    report = validate_dataset(DataConfig(dir=str(dataset), genres=["blues"]), ValidateConfig(),
+                              workers=1, log=quiet, audio=AudioConfig(min_seconds=1.0))
     assert len(report["missing"]) == 100 - 7
     assert "blues.00099" in report["missing"] and "metal.00004" not in report["missing"]
 
 
 def _report(dataset: Path) -> dict:
-    return validate_dataset(DataConfig(dir=str(dataset)), ValidateConfig(min_seconds=1.0),
-                            workers=1, log=quiet)
+    return validate_dataset(DataConfig(dir=str(dataset)), ValidateConfig(), workers=1,
+                            log=quiet, audio=AudioConfig(min_seconds=1.0))
 
 
 def test_split_sizes_match_paper():
@@ -105,8 +112,8 @@ def test_fault_filtered_split_applied_exactly(tmp_path: Path):
     for cid in ids + ["metal.00004"]:  # metal.00004 is a fault left out of the filtered lists
         g = cid.split(".")[0]
         write_tone(tmp_path / "d" / g / f"{cid}.wav", seconds=1.5)
-    report = validate_dataset(DataConfig(dir=str(tmp_path / "d")), ValidateConfig(min_seconds=1),
-                              workers=1, log=quiet)
+    report = validate_dataset(DataConfig(dir=str(tmp_path / "d")), ValidateConfig(),
+                              workers=1, log=quiet, audio=AudioConfig(min_seconds=1))
     genres = sorted({c.split(".")[0] for c in ids})
     m = make_split(report, SplitConfig(method="fault_filtered"),
                    DataConfig(dir=str(tmp_path / "d"), genres=genres), log=quiet)
