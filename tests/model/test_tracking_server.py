@@ -73,7 +73,7 @@ def test_mlflow_server_serves_runs_metrics_and_artifacts(tiny_project, tmp_path:
             assert {"model.optimizer", "model.learning_rate", "n_params"} <= params
         hist = _get(f"{base}/api/2.0/mlflow/metrics/get-history?run_id={a.run_id}"
                     f"&metric_key=val_loss")
-        assert [m["step"] for m in hist["metrics"]] == [0, 1]  # the curve the UI draws
+        assert [m["step"] for m in hist["metrics"]] == [1, 2]  # epochs from 1, as everywhere
         arts = _get(f"{base}/api/2.0/mlflow/artifacts/list?run_id={a.run_id}&path=reports")
         assert any(f["path"].endswith("confusion_test.png") for f in arts["files"])
     finally:
