@@ -50,6 +50,9 @@ def main() -> None:
     ap.add_argument("--models", default="cnn,inception,segcnn")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--max-epochs", type=int, default=None)
+    ap.add_argument("--robustness", action="store_true",
+                    help="also score every model on re-encoded, resampled, quieter and cut "
+                         "copies of its test clips (scripts/robustness.py)")
     ap.add_argument("--out", default="benchmarks/results/four-genres")
     ap.add_argument("--rebuild", metavar="DIR",
                     help="only rewrite DIR/report.md from DIR/report.json, then stop")
@@ -95,6 +98,12 @@ def main() -> None:
                               report_dir=sdir / "reports" / model, max_epochs=args.max_epochs,
                               run_name=f"{model}-seed{seed}")
             results[model].append({"seed": seed, **res.metrics, "run_id": res.run_id})
+            if args.robustness:
+                import robustness
+
+                test = manifest[manifest["split"] == "test"]
+                results[model][-1]["robustness"] = robustness.evaluate(
+                    sdir / "models" / model, list(test["path"]), list(test["genre"]), cfg.audio)
             print(json.dumps(results[model][-1]))
             partial = _summary(args, results, feature_times, classes, embed_times)
             (out / "report.json").write_text(json.dumps(partial, indent=1))
@@ -140,7 +149,8 @@ def _summary(args, results, feature_times, classes, embed_times=None) -> dict:
 def _markdown(s: dict) -> str:
     """The report: per-model summary, per-seed runs, and the targets of the training issue."""
     models = {m: r for m, r in s["models"].items() if r["test_track_accuracy"]}
-    lines = [f"# Benchmark: {', '.join(s['classes'])} [{s.get('data_source', 'unknown')}]", "",
+    lines = [f"# Benchmark: {', '.join(s['classes'])} [{s.get('data_source', 'unknown')}], "
+             f"{s.get('split', 'stratified')} split", "",
              f"{s['machine']['cpus']} CPUs, {s['machine']['platform']}; "
              f"features: {s['features_clips_per_second']:.1f} clips/s", "",
              "| model | test track accuracy (mean ± sd) | min-max | val track accuracy (mean) "
@@ -170,6 +180,10 @@ def _markdown(s: dict) -> str:
                 lines.append(f"- {m}: mean error {statistics.mean(e for e, _ in pairs):.3f} vs "
                              f"{statistics.mean(c for _, c in pairs):.3f} -> {ratio:.2f}x "
                              f"over {len(pairs)} seed(s)")
+    if any("robustness" in run for r in models.values() for run in r["runs"]):
+        import robustness
+
+        lines += robustness.markdown({m: r["runs"] for m, r in models.items()})
     return "\n".join(lines) + "\n"
 
 

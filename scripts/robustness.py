@@ -1,0 +1,92 @@
+"""Robustness of a trained model to how users send audio (used by ``benchmark.py --robustness``).
+
+Each held-out clip is sent again as a 44.1 kHz stereo WAV, an MP3, an 8 kHz WAV, 12 dB
+quieter, and as a 10 s excerpt from the middle, through the path the served model uses
+(bytes -> input contract -> the kind's front-end). Accuracy per variant and how often the
+answer matches the one for the original file.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+BLOCK = 1 << 15  # libsndfile: write compressed formats in blocks
+
+
+def _encode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    channels = 1 if y.ndim == 1 else y.shape[1]
+    with sf.SoundFile(buf, "w", sr, channels, format=fmt, subtype=subtype) as f:
+        for i in range(0, len(y), BLOCK):
+            f.write(y[i:i + BLOCK])
+    return buf.getvalue()
+
+
+def _resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:
+    import librosa
+
+    return librosa.resample(y, orig_sr=sr, target_sr=target, res_type="soxr_hq")
+
+
+VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
+    "44.1 kHz stereo WAV": lambda y, sr: _encode(
+        np.stack([_resample(y, sr, 44100)] * 2, axis=1), 44100, "WAV", "PCM_16"),
+    "MP3": lambda y, sr: _encode(y, sr, "MP3"),
+    "8 kHz WAV": lambda y, sr: _encode(_resample(y, sr, 8000), 8000, "WAV", "PCM_16"),
+    "12 dB quieter": lambda y, sr: _encode(y * 10 ** (-12 / 20), sr, "WAV", "PCM_16"),
+    "10 s excerpt": lambda y, sr: _encode(
+        y[max(0, len(y) // 2 - 5 * sr):len(y) // 2 + 5 * sr], sr, "WAV", "PCM_16"),
+}
+
+
+def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
+    """Accuracy on the original files and on every variant, and agreement with the original."""
+    from genreflow.audio import AudioError, decode
+    from genreflow.contract import load_audio
+    from genreflow.inference import GenrePredictor
+
+    pred = GenrePredictor.from_bundle(bundle)
+
+    def answer(source, where: str) -> str | None:
+        try:
+            y, _ = load_audio(source, audio, pred.sample_rate, where=where)
+        except AudioError:
+            return None
+        return pred.classes[int(np.argmax(pred.probs_from_audio(y)))]
+
+    original = [answer(p, p) for p in paths]
+    out = {"original": {"accuracy": float(np.mean([a == g for a, g in zip(original, genres,
+                                                                            strict=True)])),
+                        "same_as_original": 1.0, "refused": original.count(None)}}
+    for name, make in VARIANTS.items():
+        answers = []
+        for p in paths:
+            y, sr = decode(p)
+            answers.append(answer(make(y, sr), f"{p} ({name})"))
+        out[name] = {
+            "accuracy": float(np.mean([a == g for a, g in zip(answers, genres, strict=True)])),
+            "same_as_original": float(np.mean([a == o for a, o in zip(answers, original,
+                                                                        strict=True)])),
+            "refused": answers.count(None)}
+    return out
+
+
+def markdown(results: dict[str, list[dict]]) -> list[str]:
+    """Rows per model: mean accuracy (and agreement) over seeds for each variant."""
+    names = ["original", *VARIANTS]
+    lines = ["", "Robustness (test clips, mean over seeds; accuracy / same answer as the original):",
+             "", "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for model, runs in results.items():
+        rob = [r["robustness"] for r in runs if "robustness" in r]
+        if not rob:
+            continue
+        cells = [f"{np.mean([r[n]['accuracy'] for r in rob]):.3f} / "
+                 f"{np.mean([r[n]['same_as_original'] for r in rob]):.2f}" for n in names]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
