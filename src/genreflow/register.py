@@ -23,7 +23,6 @@ from genreflow.config import Config
 from genreflow.errors import GenreflowError
 from genreflow.inference import BUNDLE_META, BUNDLE_MODEL, GenrePredictor
 from genreflow.paths import SPLIT_MANIFEST
-from genreflow.train import evaluate_probs
 
 COMPARED_TAGS = ("data_digest", "split_digest", "classes")
 
@@ -56,8 +55,10 @@ def decide(candidate: Score, champion: Score | None, mismatch: str | None = None
            ) -> tuple[str, str]:
     """Champion/challenger rule on a shared validation split: higher accuracy wins, equal
     accuracy goes to the lower loss; a champion that cannot be compared never blocks."""
+    if mismatch is not None:
+        return "champion", mismatch
     if champion is None:
-        return "champion", mismatch or "there was no champion yet"
+        return "champion", "there was no champion yet"
     ours = f"{candidate.accuracy:.4f} (loss {candidate.loss:.4f})"
     theirs = f"{champion.accuracy:.4f} (loss {champion.loss:.4f})"
     where = f"on the same {candidate.n_tracks} validation tracks, from raw audio"
@@ -96,29 +97,31 @@ def best_run(cfg: Config, data_digest: str, split: str, experiments: list[str]):
     return runs[0]
 
 
-def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, classes: list[str],
-                   audio, log: Callable[[str], None] = print) -> tuple[Score, dict]:
+def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, audio,
+                   log: Callable[[str], None] = print) -> Score:
     """Decode every clip of ``rows`` (path, genre) under the input contract ``audio``, as the
-    served model does, and score the predictor's track answers."""
+    served model does, and score the predictor's answers by genre name (a model of other
+    classes can still be scored: a genre it does not know counts as wrong, at loss -log 1e-7)."""
     from tqdm import tqdm
 
     from genreflow.audio import AudioError
     from genreflow.contract import load_audio
 
     index = {c: i for i, c in enumerate(predictor.classes)}
-    probs, y = [], []
+    hits, losses = [], []
     for path, genre in tqdm(list(zip(rows["path"], rows["genre"], strict=True)),
                             desc="scoring", unit="clip", leave=False):
         try:
             y_audio, _ = load_audio(path, audio, predictor.sample_rate, where=str(path))
-            probs.append(predictor.probs_from_audio(y_audio))
+            probs = predictor.probs_from_audio(y_audio)
         except (AudioError, GenreflowError) as exc:
             log(f"skipped {path}: {exc}")
             continue
-        y.append(index[genre])
-    probs_arr = np.asarray(probs).reshape(len(probs), len(classes))
-    ev = evaluate_probs(probs_arr, np.asarray(y, dtype=int), classes)
-    return Score(accuracy=ev["accuracy"], loss=ev["loss"], n_tracks=len(y)), ev
+        hits.append(predictor.classes[int(np.argmax(probs))] == genre)
+        p_true = float(probs[index[genre]]) if genre in index else 0.0
+        losses.append(-np.log(max(p_true, 1e-7)))
+    return Score(accuracy=float(np.mean(hits)) if hits else 0.0,
+                 loss=float(np.mean(losses)) if losses else 0.0, n_tracks=len(hits))
 
 
 def _version_identity(tags: dict) -> dict:
@@ -187,10 +190,10 @@ def register_best(
         Path(meta).replace(bundle / BUNDLE_META)
         candidate = GenrePredictor.from_bundle(bundle)
         val_rows, test_rows = table[table["split"] == "val"], table[table["split"] == "test"]
-        cand_val, _ = score_on_audio(candidate, val_rows, classes, cfg.audio, log)
+        cand_val = score_on_audio(candidate, val_rows, cfg.audio, log)
         log(f"candidate on validation from raw audio: {cand_val.accuracy:.4f} "
             f"({cand_val.n_tracks} tracks)")
-        test_score, _ = score_on_audio(candidate, test_rows, classes, cfg.audio, log)
+        test_score = score_on_audio(candidate, test_rows, cfg.audio, log)
         log(f"test track accuracy of the candidate (for the record): {test_score.accuracy:.4f} "
             f"({test_score.n_tracks} tracks)")
 
@@ -202,11 +205,13 @@ def register_best(
         if champ is not None:
             previous = str(champ.version)
             mismatch = _mismatch(_version_identity(champ.tags), ident)
-            if mismatch is None:
-                champ_score, _ = score_on_audio(
-                    load_predictor(f"models:/{name}@champion"), val_rows, classes, cfg.audio, log)
+            try:  # scored on the same clips in any case, for the record
+                champ_score = score_on_audio(load_predictor(f"models:/{name}@champion"),
+                                             val_rows, cfg.audio, log)
                 log(f"champion v{previous} on the same validation tracks: "
                     f"{champ_score.accuracy:.4f}")
+            except GenreflowError as exc:
+                log(f"champion v{previous} could not be scored: {exc}")
 
         with mlflow.start_run(run_id=run_id):
             info = log_audio_model(bundle, audio=cfg.audio)

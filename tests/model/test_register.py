@@ -120,7 +120,11 @@ def test_champion_of_other_data_never_blocks(tiny_project, tmp_path):
     run = train_model(cfg, "cnn", new_root / "features", log=quiet)
     d = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
     assert d.alias == "champion" and d.run_id == run.run_id
-    assert "other data" in d.reason and d.champion_val is None
+    assert "other data" in d.reason
+    # both scored on the same validation clips, for the record; the champion's does not count
+    assert d.champion_val is not None and d.champion_val.n_tracks == d.candidate_val.n_tracks
+    saved = json.loads((tmp_path / "register.json").read_text())
+    assert saved["champion_val"]["accuracy"] == d.champion_val.accuracy
     mv = MlflowClient(cfg.tracking.uri).get_model_version_by_alias(cfg.register.model_name,
                                                                    "champion")
     assert mv.tags["data_source"] == "gtzan" and str(mv.version) == d.version
