@@ -32,16 +32,24 @@ def _study(cfg):
     return optuna.load_study(study_name=study_name(cfg), storage=cfg.tune.storage)
 
 
-def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path: Path):
+def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path: Path,
+                                                        monkeypatch):
+    import tempfile
+
     from mlflow.tracking import MlflowClient
 
     from genreflow.tune import study_summary, tune
 
     cfg, feat_dir = tiny_project
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     out = tmp_path / "reports" / "tune"
     first = tune(cfg, feat_dir, out_dir=out, log=quiet)  # tune.n_trials == 2
     assert first["n_trials"] == 2 and first["trials_this_run"] == 2
     second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=quiet)
+    # every trial's model and report folders are gone once MLflow has them
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("genreflow")]
     from genreflow.tune import study_name
 
     name = study_name(cfg)

@@ -27,6 +27,10 @@ EPOCH_METRICS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "val_loss",
                  "learning_rate": "learning_rate"}
 
 
+HEADLINE = ("train_track_accuracy", "val_track_accuracy", "test_track_accuracy",
+            "val_track_loss", "epochs", "best_epoch")
+
+
 @dataclass
 class TrainResult:
     """What a training run produced."""
@@ -256,7 +260,11 @@ def _write_outputs(prep: Prepared, pre: Preprocess, history: dict, evals: dict, 
     (rdir / "classification_report.json").write_text(json.dumps(
         {s: {"per_genre_accuracy": ev["per_genre_accuracy"], "report": ev["report"]}
          for s, ev in evals.items()}, indent=1))
+    # metrics.json: the headline numbers `dvc metrics show` tabulates; run.json: everything
     (rdir / "metrics.json").write_text(json.dumps(
+        {**{k: metrics[k] for k in HEADLINE if k in metrics}, "data_source": pre.data_source},
+        indent=1))
+    (rdir / "run.json").write_text(json.dumps(
         {**metrics, "run_id": run_id, "data_source": pre.data_source}, indent=1))
     for s, ev in evals.items():
         mlflow.log_dict(ev["per_genre_accuracy"], f"per_genre_accuracy_{s}.json")

@@ -60,6 +60,11 @@ def test_top_settings_reuse_embeddings_and_other_layer_is_refused(tiny_project, 
     with_kind(cfg, "musicnn", layer="penultimate")
     with pytest.raises(ConfigError, match="dvc repro embed"):
         train_model(cfg, "musicnn", feat_dir, log=quiet)
+    # another layer is another per-clip cache: nothing of the first is reused for it
+    logs = Logs()
+    _embed(cfg, tmp_path, logs)
+    assert "0 of 24 clips cached" in logs.text
+    assert train_model(cfg, "musicnn", feat_dir, log=quiet).metrics["epochs"] == 1
 
 
 @pytest.mark.parametrize("field,value", [("variant", "GTZAN_musicnn"), ("layer", "conv1"),

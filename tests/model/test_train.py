@@ -62,8 +62,11 @@ def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: 
     x = np.zeros((1, *keras_model.input_shape[1:]), np.float32)
     assert np.allclose(keras_model.predict(x, verbose=0), pred.model.predict(x, verbose=0),
                        atol=1e-5)
-    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
-    assert metrics["run_id"] == res.run_id and metrics["data_source"] == "synthetic"
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())  # dvc metrics show
+    assert set(metrics) == {"train_track_accuracy", "val_track_accuracy", "test_track_accuracy",
+                            "val_track_loss", "epochs", "best_epoch", "data_source"}
+    details = json.loads((tmp_path / "rep" / "run.json").read_text())
+    assert details["run_id"] == res.run_id and details["data_source"] == "synthetic"
 
 
 def test_bad_parameter_ends_failed_with_reason(tiny_project):
