@@ -37,7 +37,7 @@ def test_musicnn_embeds_once_trains_and_serves_the_same_numbers(tiny_project, tm
     res = train_model(cfg, "musicnn", feat_dir, bundle_dir=tmp_path / "bundle",
                       report_dir=tmp_path / "rep", log=quiet)
     run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)
-    assert run.info.status == "FINISHED" and run.data.params["model.layer"] == "max_pool"
+    assert run.info.status == "FINISHED" and run.data.params["model.layer"] == "penultimate"
     assert "model.filters" not in run.data.params  # only the kind's own settings are logged
     assert res.metrics["epochs"] <= 3
 
@@ -50,6 +50,12 @@ def test_musicnn_embeds_once_trains_and_serves_the_same_numbers(tiny_project, tm
     assert answers == list(reported.set_index("clip_id").loc[val["clip_id"], "predicted"])
     assert pred.sample_rate == 16000
 
+    # tuning the top (optimiser x learning rate) goes through the same kind
+    from genreflow.tune import tune
+
+    summary = tune(cfg, feat_dir, n_trials=1, model="musicnn", log=quiet)
+    assert summary["model"] == "musicnn" and summary["n_complete"] == 1
+
 
 def test_top_settings_reuse_embeddings_and_other_layer_is_refused(tiny_project, tmp_path):
     cfg, feat_dir = tiny_project
@@ -57,13 +63,13 @@ def test_top_settings_reuse_embeddings_and_other_layer_is_refused(tiny_project, 
     _embed(cfg, tmp_path)
     with_kind(cfg, "musicnn", top="dense", dense=8, dropout=0.1)
     assert train_model(cfg, "musicnn", feat_dir, log=quiet).metrics["epochs"] == 1
-    with_kind(cfg, "musicnn", layer="penultimate")
+    with_kind(cfg, "musicnn", layer="max_pool")
     with pytest.raises(ConfigError, match="dvc repro embed"):
         train_model(cfg, "musicnn", feat_dir, log=quiet)
-    # another layer is another per-clip cache: nothing of the first is reused for it
+    # one network pass cached every layer: another layer costs no network pass
     logs = Logs()
     _embed(cfg, tmp_path, logs)
-    assert "0 of 24 clips cached" in logs.text
+    assert "24 of 24 clips cached" in logs.text
     assert train_model(cfg, "musicnn", feat_dir, log=quiet).metrics["epochs"] == 1
 
 

@@ -51,14 +51,23 @@ def _patches_job(job: tuple[str, int, Callable]) -> np.ndarray | str:
         return f"{path}: {type(exc).__name__}: {exc}"
 
 
+def _cache_dir(cache_key: dict, output: str) -> Path:
+    ident = json.dumps({**cache_key, "output": output}, sort_keys=True)
+    return cache_root() / hashlib.md5(ident.encode()).hexdigest()[:16]
+
+
 def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_key: dict,
-                   patches_of: Callable, sample_rate: int, encoder: Callable[[], object],
-                   data_source: str, workers: int, log: Callable[[str], None] = print) -> dict:
-    """Embed every clip of ``manifest`` (path, clip_id, genre, split); write ``out_dir``."""
+                   output: str, patches_of: Callable, sample_rate: int,
+                   encoder: Callable[[], object], data_source: str, workers: int,
+                   log: Callable[[str], None] = print) -> dict:
+    """Embed every clip of ``manifest`` (path, clip_id, genre, split); write ``out_dir``.
+
+    ``encoder()`` gives a network whose outputs are a dict of embeddings per patch; every
+    one of them is cached (one network pass serves every layer), ``output`` is written.
+    """
     from genreflow.parallel import parallel_map
 
-    root = cache_root() / hashlib.md5(json.dumps(cache_key, sort_keys=True).encode()
-                                      ).hexdigest()[:16]
+    root = _cache_dir(cache_key, output)
     root.mkdir(parents=True, exist_ok=True)
     digests = [file_md5(p) for p in manifest["path"]]
     todo = [i for i, d in enumerate(digests) if not (root / f"{d}.npy").exists()]
@@ -76,8 +85,11 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
                 failed.append({"clip_id": manifest["clip_id"].iloc[i], "reason": spec})
                 log(f"skipped {manifest['clip_id'].iloc[i]}: {spec}")
                 continue
-            emb = np.asarray(net(spec.astype(np.float32), training=False), np.float32)
-            np.save(root / f"{digests[i]}.npy", emb)
+            outs = net(spec.astype(np.float32), training=False)
+            for name, emb in outs.items():
+                folder = _cache_dir(cache_key, name)
+                folder.mkdir(parents=True, exist_ok=True)
+                np.save(folder / f"{digests[i]}.npy", np.asarray(emb, np.float32))
         log(f"embeddings: {len(todo)} clips in {time.perf_counter() - t0:.1f} s")
     bad = {f["clip_id"] for f in failed}
     rows = manifest[~manifest["clip_id"].isin(bad)].reset_index(drop=True)

@@ -10,6 +10,7 @@ audio's patches; probabilities are averaged over a track's patches. With
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class MusicnnConfig(KindConfig):
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     variant: str = "MSD_musicnn"        # MSD_musicnn | MTT_musicnn
-    layer: str = "max_pool"             # the embedding the top reads
+    layer: str = "penultimate"          # the embedding the top reads
     top: str = "linear"                 # linear | dense
     dense: int = 128                    # units of the dense top
     dropout: float = 0.3
@@ -62,14 +63,20 @@ def clip_patches(y: np.ndarray) -> np.ndarray:
     return patches(musicnn_front_end(normalise_loudness(y)), pad_short=True)
 
 
-def base_model(variant: str, layer: str):
-    """The frozen pretrained network with one output: ``layer``'s embedding per patch."""
-    import keras
-
+def frozen(variant: str):
+    """The pretrained network, frozen, with every embedding as an output (a dict)."""
     from genreflow.kinds.musicnn_net import build_musicnn, set_trainable_from
 
     net = build_musicnn(variant)
     set_trainable_from(net, None)
+    return net
+
+
+def base_model(variant: str, layer: str):
+    """The frozen pretrained network with one output: ``layer``'s embedding per patch."""
+    import keras
+
+    net = frozen(variant)
     return keras.Model(net.input, net.output[layer], name=f"{variant.lower()}_{layer}")
 
 
@@ -115,11 +122,15 @@ class Musicnn(ModelKind):
 
         key = {"variant": mcfg.variant, "layer": mcfg.layer}
         index = next(weights_dir(mcfg.variant).glob("*.index"))
-        cache_key = {**key, "weights": file_md5(index), "loudness_dbfs": LOUDNESS_DBFS,
+        from genreflow.kinds import musicnn_net
+
+        code = [file_md5(m.__file__) for m in (musicnn_net, sys.modules[__name__])]
+        cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
+                     "loudness_dbfs": LOUDNESS_DBFS,
                      "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
         return embed_manifest(manifest, out_dir, key=key, cache_key=cache_key,
-                              patches_of=clip_patches, sample_rate=self._rate(),
-                              encoder=lambda: base_model(mcfg.variant, mcfg.layer),
+                              output=mcfg.layer, patches_of=clip_patches,
+                              sample_rate=self._rate(), encoder=lambda: frozen(mcfg.variant),
                               data_source=data_source, workers=cfg.features.workers, log=log)
 
     @staticmethod
