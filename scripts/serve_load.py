@@ -164,7 +164,7 @@ def main() -> None:
     where.add_argument("--serve", metavar="MODEL_URI", help="start `genreflow serve MODEL_URI`")
     ap.add_argument("--pid", type=int, help="server pid (with --url) for the memory columns")
     ap.add_argument("--workers", type=int, default=1, help="with --serve")
-    ap.add_argument("--clips", default="/work/shared/gtzan/*/*.ogg")
+    ap.add_argument("--clips", default=os.path.join(os.environ.get("GTZAN_DIR", "../shared/gtzan"), "*/*.ogg"))
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--bad-fraction", type=float, default=0.2)

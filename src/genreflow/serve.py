@@ -225,7 +225,7 @@ def log_audio_model(bundle_dir: Path, name: str = "audio_model",
     audio = audio or AudioConfig()
     bundle_dir = Path(bundle_dir)
     meta = json.loads((bundle_dir / BUNDLE_META).read_text())
-    sample_rate = int(meta.get("features", {}).get("sample_rate", 22050))
+    sample_rate = int(meta["front_end"]["sample_rate"])
     example = _example_input(min(audio.min_seconds + 1.0, audio.max_seconds), sample_rate)
     return mlflow.pyfunc.log_model(
         name=name,
