@@ -200,9 +200,20 @@ def normalise_loudness(y: np.ndarray, target_dbfs: float = LOUDNESS_DBFS) -> np.
     return (y * (10 ** (target_dbfs / 20) / rms)).astype(np.float32)
 
 
-def signal_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
-    """The front-end of the log-mel kinds: loudness-normalised log-mel of the real signal."""
-    return log_mel(normalise_loudness(y), cfg)
+FLOOR_DB = -70.0  # log-mel floor of the log-mel kinds (after loudness normalisation)
+
+
+def floored(spec_db: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
+    """Log-mel values below :data:`FLOOR_DB` raised to it: what lies below (quantisation
+    noise of a quiet 16-bit file, resampler residue) differs between copies of one song."""
+    return np.maximum(spec_db, np.float32(floor_db))
+
+
+def signal_log_mel(y: np.ndarray, cfg: FeaturesConfig, floor_db: float = FLOOR_DB,
+                   loudness_dbfs: float = LOUDNESS_DBFS) -> np.ndarray:
+    """The front-end of the log-mel kinds: loudness-normalised, floored log-mel of the real
+    signal (the bundle records both numbers it was trained with)."""
+    return floored(log_mel(normalise_loudness(y, loudness_dbfs), cfg), floor_db)
 
 
 def clip_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
@@ -210,5 +221,5 @@ def clip_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
     shape ``(n_mels, clip_frames)`` (a shorter clip is zero-padded; ``validate`` keeps only
     clips of at least the contract's minimum)."""
     n = int(round(cfg.clip_seconds * cfg.sample_rate))
-    spec = log_mel(fit_length(normalise_loudness(y[:n]), n), cfg)
+    spec = floored(log_mel(fit_length(normalise_loudness(y[:n]), n), cfg))
     return spec[:, : cfg.clip_frames]

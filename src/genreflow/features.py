@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.audio import LOUDNESS_DBFS, AudioError, clip_log_mel, decode
+from genreflow.audio import FLOOR_DB, LOUDNESS_DBFS, AudioError, clip_log_mel, decode
 from genreflow.config import FeaturesConfig
 from genreflow.errors import MissingInputError
 from genreflow.parallel import parallel_map
@@ -102,6 +102,7 @@ def write_features(feats: dict[str, SplitFeatures], classes: list[str], failed: 
         "data_source": data_source,
         "split_digest": split_digest,
         "loudness_dbfs": LOUDNESS_DBFS,
+        "floor_db": FLOOR_DB,
         "classes": classes,
         "features": asdict(cfg),
         "clip_frames": cfg.clip_frames,

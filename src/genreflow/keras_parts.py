@@ -67,16 +67,47 @@ class SpecAugment(layers.Layer):
         return {**super().get_config(), "freq_mask": self.freq_mask, "time_mask": self.time_mask}
 
 
+class BandLimit:
+    """Low-pass augmentation on normalised log-mels: the bands above a random cutoff are
+    set to the front-end's floor, as in audio recorded or resampled at a low rate.
+
+    ``band_hz``: centre frequency of each mel band; ``floor``: the normalised value of the
+    floor in each band; a crop is cut with probability ``p`` at a cutoff drawn uniformly in
+    ``[low_hz, high_hz]``.
+    """
+
+    def __init__(self, band_hz: np.ndarray, floor: np.ndarray, p: float,
+                 low_hz: float = 3500.0, high_hz: float | None = None):
+        self.band_hz = np.asarray(band_hz, np.float32)
+        self.floor = np.asarray(floor, np.float32)
+        self.p, self.low = p, low_hz
+        self.high = high_hz if high_hz is not None else 0.9 * float(self.band_hz.max())
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        cut = rng.uniform(self.low, self.high, n)
+        return np.where(rng.random(n) < self.p, cut, np.inf)
+
+    def apply(self, x: np.ndarray, cutoffs: np.ndarray) -> None:
+        """In place on ``(batch, n_mels, frames)``."""
+        for k, cut in enumerate(cutoffs):
+            if np.isfinite(cut):
+                high = self.band_hz > cut
+                x[k, high, :] = self.floor[high, None]
+
+
 class RandomCrops(keras.utils.PyDataset):
     """Training batches of random ``width``-frame crops, ``per_clip`` per clip and epoch.
 
     Every epoch draws new crop positions (seeded), so the segment model sees
     fresh windows each time at a fraction of the cost of all overlapping ones.
+    With ``band_limit`` (a :class:`BandLimit`), some crops lose their high bands, as a
+    recording sampled at 8-16 kHz does.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, width: int, per_clip: int,
-                 batch_size: int, seed: int):
+                 batch_size: int, seed: int, band_limit: BandLimit | None = None):
         super().__init__()
+        self.band_limit = band_limit
         if x.shape[-1] < width:
             raise GenreflowError(f"clips of {x.shape[-1]} frames are shorter than a "
                                  f"{width}-frame segment")
@@ -89,6 +120,8 @@ class RandomCrops(keras.utils.PyDataset):
         self.clip = np.repeat(np.arange(len(self.x)), self.per_clip)
         self.rng.shuffle(self.clip)
         self.start = self.rng.integers(0, self.x.shape[-1] - self.width + 1, len(self.clip))
+        if self.band_limit is not None:
+            self.cutoff = self.band_limit.draw(self.rng, len(self.clip))
 
     def __len__(self) -> int:
         return -(-len(self.clip) // self.batch_size)
@@ -97,7 +130,10 @@ class RandomCrops(keras.utils.PyDataset):
         sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
         clips, starts = self.clip[sl], self.start[sl]
         x = np.stack([self.x[c, :, t:t + self.width] for c, t in zip(clips, starts, strict=True)])
-        return x[..., None].astype(np.float32), self.y[clips]
+        x = x.astype(np.float32)
+        if self.band_limit is not None:
+            self.band_limit.apply(x, self.cutoff[sl])
+        return x[..., None], self.y[clips]
 
     def on_epoch_end(self) -> None:
         self._draw()

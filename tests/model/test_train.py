@@ -210,3 +210,21 @@ def test_crops_for_a_whole_clip_model_is_refused_and_run_failed(tiny_project):
     client = MlflowClient(cfg.tracking.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert run.info.status == "FAILED" and "crops_per_clip" in run.data.tags["error"]
+
+
+def test_band_limit_sets_high_bands_to_the_floor_and_is_seeded():
+    from genreflow.keras_parts import BandLimit, RandomCrops
+
+    hz = np.array([100.0, 1000.0, 5000.0, 9000.0])
+    floor = np.array([-1.0, -2.0, -3.0, -4.0], np.float32)
+    x = np.ones((3, 4, 50), np.float32)
+    crops = RandomCrops(x, np.array([0, 1, 2]), width=10, per_clip=20, batch_size=60, seed=3,
+                        band_limit=BandLimit(hz, floor, p=0.5, low_hz=3500, high_hz=8000))
+    xb = crops[0][0][..., 0]
+    cut = np.isfinite(crops.cutoff)  # the crops that were low-passed
+    assert 10 < cut.sum() < 50  # about half of the 60 crops
+    assert np.all(xb[cut, 3, :] == -4.0) and np.all(xb[~cut] == 1.0)  # 9 kHz band: floor
+    assert np.all(xb[:, :2, :] == 1.0)  # bands under 3.5 kHz are never cut
+    again = RandomCrops(x, np.array([0, 1, 2]), width=10, per_clip=20, batch_size=60, seed=3,
+                        band_limit=BandLimit(hz, floor, p=0.5, low_hz=3500, high_hz=8000))
+    assert np.array_equal(again[0][0], crops[0][0])

@@ -98,8 +98,11 @@ class LogMelKind(ModelKind):
 
     @staticmethod
     def front_end_of(fs) -> dict:
+        from genreflow.audio import FLOOR_DB, LOUDNESS_DBFS
+
         return {"sample_rate": fs.cfg.sample_rate, "features": asdict(fs.cfg),
-                "stats": fs.stats}
+                "stats": fs.stats, "floor_db": fs.meta.get("floor_db", FLOOR_DB),
+                "loudness_dbfs": fs.meta.get("loudness_dbfs", LOUDNESS_DBFS)}
 
     # ---------------------------------------------------------------------- serving
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
@@ -107,5 +110,6 @@ class LogMelKind(ModelKind):
         from genreflow.features import normalise
 
         feat = FeaturesConfig(**front_end["features"])
-        spec = normalise(signal_log_mel(y, feat), front_end["stats"])
+        spec = normalise(signal_log_mel(y, feat, front_end["floor_db"],
+                                        front_end["loudness_dbfs"]), front_end["stats"])
         return self.windows(spec, feat)[..., None]

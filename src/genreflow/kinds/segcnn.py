@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genreflow.config import FeaturesConfig
+from genreflow.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_whole
 from genreflow.kinds.logmel import LogMelKind, segment_windows
@@ -19,11 +19,14 @@ class SegCnnConfig(KindConfig):
     dropout: float = 0.5
     spec_augment: bool = True
     crops_per_clip: int = 6   # random segments per clip and epoch (0 = all overlapping ones)
+    band_limit: float = 0.0   # share of training crops low-passed at a random 3.5-10 kHz
     lr_plateau: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_whole("crops_per_clip", self.crops_per_clip)
+        if not 0 <= self.band_limit <= 1:
+            raise ConfigError(f"band_limit: expected a share in [0, 1], got {self.band_limit}")
 
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig):
@@ -45,6 +48,22 @@ def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig
     x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
     out = layers.Dense(n_classes, activation="softmax", name="genre")(x)
     return keras.Model(inp, out, name="segcnn")
+
+
+def band_limit(fs, p: float):
+    """The :class:`~genreflow.keras_parts.BandLimit` of a feature set (None when ``p`` is 0)."""
+    if not p:
+        return None
+    import librosa
+    import numpy as np
+
+    from genreflow.audio import FLOOR_DB
+    from genreflow.keras_parts import BandLimit
+
+    feat = fs.cfg
+    hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
+    mean, std = np.asarray(fs.stats["mean"]), np.asarray(fs.stats["std"])
+    return BandLimit(hz, (FLOOR_DB - mean) / std, p)
 
 
 @register_kind
@@ -79,9 +98,12 @@ class SegCnn(LogMelKind):
             return x[..., None], np.repeat(f.y, [len(w) for w in wins])
 
         val = all_segments("val")
+        if mcfg.band_limit and not mcfg.crops_per_clip:
+            raise ConfigError("band_limit: needs crops_per_clip > 0 (the random-crop trainer)")
         if mcfg.crops_per_clip:
             tr = fs.splits["train"]
             return {"x": RandomCrops(tr.x, tr.y, feat.segment_frames, mcfg.crops_per_clip,
-                                     ctx.batch_size, ctx.seed)}, val
+                                     ctx.batch_size, ctx.seed,
+                                     band_limit=band_limit(fs, mcfg.band_limit))}, val
         x, y = all_segments("train")
         return {"x": x, "y": y, "batch_size": ctx.batch_size, "shuffle": True}, val
