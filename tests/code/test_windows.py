@@ -18,9 +18,11 @@ def test_segments_cover_every_real_frame_and_end_aligned():
     w = segment_windows(_spec(25), width=10, hop=5)
     starts = [int(x[0, 0]) for x in w]
     assert starts == [0, 5, 10, 15]  # 15 + 10 == 25: the last window ends at the last frame
-    w = segment_windows(_spec(27), width=10, hop=5)
-    assert [int(x[0, 0]) for x in w] == [0, 5, 10, 15, 17]  # one more, aligned to the end
-    assert all(x.max() < 27 for x in w)  # nothing but real frames
+    w = segment_windows(_spec(28), width=10, hop=5)
+    assert [int(x[0, 0]) for x in w] == [0, 5, 10, 15, 18]  # one more, aligned to the end
+    assert all(x.max() < 28 for x in w)  # nothing but real frames
+    w = segment_windows(_spec(26), width=10, hop=5)  # 1 frame left: the training windows
+    assert [int(x[0, 0]) for x in w] == [0, 5, 10, 15]
     with pytest.raises(GenreflowError, match="fewer than one 10-frame window"):
         segment_windows(_spec(9), width=10, hop=5)
 
@@ -31,6 +33,8 @@ def test_whole_clip_windows_tile_a_short_signal_and_split_a_long_one():
     assert list(short[0, 0]) == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]  # repeated, never silence
     long = whole_windows(_spec(25), width=10)
     assert [int(x[0, 0]) for x in long] == [0, 10, 15]
+    # a clip a few frames longer than the training length gets the training window only
+    assert [int(x[0, 0]) for x in whole_windows(_spec(12), width=10)] == [0]
 
 
 def test_loudness_normalisation_makes_gain_irrelevant():

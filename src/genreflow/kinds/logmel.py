@@ -18,22 +18,24 @@ from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainC
 def whole_windows(spec: np.ndarray, width: int) -> np.ndarray:
     """Clip-length windows over ``(n_mels, frames)``: ``(n, n_mels, width)``.
 
-    Longer signals give consecutive windows plus one aligned to the end, so every
-    frame is seen; a shorter signal is tiled (repeated) to one window: the model
-    sees only real audio, never silence padding.
+    Longer signals give consecutive windows, plus one aligned to the end when at least
+    half a window would be left unseen (so a clip of the training length plus a few frames
+    gets exactly the training input); a shorter signal is tiled (repeated) to one window:
+    the model sees only real audio, never silence padding.
     """
     frames = spec.shape[-1]
     if frames < width:
         spec = np.tile(spec, (1, -(-width // frames)))[:, :width]
         frames = width
     starts = list(range(0, frames - width + 1, width))
-    if starts[-1] + width < frames:
+    if frames - (starts[-1] + width) >= width / 2:
         starts.append(frames - width)
     return np.stack([spec[:, s:s + width] for s in starts])
 
 
 def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
-    """Overlapping ``width``-frame windows over real frames, the last aligned to the end."""
+    """Overlapping ``width``-frame windows over real frames, plus one aligned to the end when
+    at least half a hop would be left unseen."""
     from genreflow.errors import GenreflowError
 
     frames = spec.shape[-1]
@@ -41,7 +43,7 @@ def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
         raise GenreflowError(f"the signal gives {frames} frames, fewer than one "
                              f"{width}-frame window")
     starts = list(range(0, frames - width + 1, hop))
-    if starts[-1] + width < frames:
+    if frames - (starts[-1] + width) >= hop / 2:
         starts.append(frames - width)
     return np.stack([spec[:, s:s + width] for s in starts])
 
