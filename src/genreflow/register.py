@@ -142,6 +142,19 @@ def _mismatch(champion: dict, candidate: dict) -> str | None:
     return None
 
 
+def _link_metrics(run, keras_uri: str, model_id: str, from_audio: dict[str, float]) -> None:
+    """The registered model's page shows what the trained model's page shows (its best-epoch
+    curves' values and final numbers, with the dataset), then the raw-audio scores."""
+    import mlflow
+
+    trained = mlflow.get_logged_model(keras_uri.rsplit("/", 1)[-1])
+    dataset = run.inputs.dataset_inputs[0].dataset if run.inputs.dataset_inputs else None
+    for step in sorted({m.step for m in trained.metrics}):
+        mlflow.log_metrics({m.key: m.value for m in trained.metrics if m.step == step},
+                           step=step, model_id=model_id, dataset=dataset if step == 0 else None)
+    mlflow.log_metrics(from_audio, model_id=model_id, dataset=dataset)
+
+
 def register_best(
     cfg: Config,
     manifest: Path = SPLIT_MANIFEST,
@@ -217,9 +230,8 @@ def register_best(
             info = log_audio_model(bundle, audio=cfg.audio)
             mlflow.log_metrics({"registered_val_track_accuracy": cand_val.accuracy,
                                 "registered_test_track_accuracy": test_score.accuracy})
-            mlflow.log_metrics({"val_track_accuracy": cand_val.accuracy,
-                                "test_track_accuracy": test_score.accuracy},
-                               model_id=info.model_id)
+            _link_metrics(run, uri, info.model_id, {"val_track_accuracy": cand_val.accuracy,
+                                                    "test_track_accuracy": test_score.accuracy})
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:

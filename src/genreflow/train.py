@@ -224,7 +224,8 @@ def _log_dataset(cfg: Config, prep: Prepared):
     with warnings.catch_warnings():  # a local path matches two equivalent source types
         warnings.simplefilter("ignore", UserWarning)
         ds = mlflow.data.from_pandas(pd.DataFrame(rows), source=str(Path(cfg.data.dir).resolve()),
-                                     name=f"gtzan-{prep.data_source}", targets="genre",
+                                     name="gtzan" if prep.data_source == "gtzan"
+                                     else f"gtzan-{prep.data_source}", targets="genre",
                                      digest=data_digest(cfg.data.dir)[:32])
     mlflow.log_input(ds, context="training")
     return ds

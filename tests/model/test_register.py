@@ -63,6 +63,14 @@ def test_register_champion_then_challenger(tiny_project, tmp_path):
     mv = client.get_model_version_by_alias(name, "champion")
     assert mv.tags["data_source"] == "synthetic" and mv.tags["git_commit"]
     assert mv.tags["split_digest"] and mv.tags["data_digest"] and "test_track_accuracy" in mv.tags
+    # the registered model's page: best-epoch values, final numbers and the dataset
+    import mlflow
+
+    page = mlflow.get_logged_model(mv.model_id or mv.source.rsplit("/", 1)[-1])
+    values = {m.key: m for m in page.metrics}
+    assert values["val_track_accuracy"].value == pytest.approx(first.candidate_val.accuracy)
+    assert values["best_epoch"].dataset_name == "gtzan-synthetic"
+    assert values["val_loss"].step == int(values["best_epoch"].value)
     # The same run again scores the same on the same clips: it does not beat the champion.
     client.delete_model_version_tag(name, "1", "val_track_accuracy")  # no metric tag: re-scored
     second = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
