@@ -193,6 +193,8 @@ def register_best(
         bundle.mkdir()
         import mlflow.keras
 
+        import genreflow.keras_parts  # noqa: F401  (registers genreflow's layers for loading)
+
         uri = tags.get("keras_model_uri")
         if not uri:
             raise GenreflowError(f"run {run_id} has no 'keras_model_uri' tag (trained by an older "
