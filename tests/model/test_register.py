@@ -166,3 +166,24 @@ def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
         ids[name] = run.info.run_id
     assert best_run(cfg, "d1", "s1", [cfg.train.experiment]).info.run_id == \
         ids["older-better-loss"]
+
+
+def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
+    """The `register` stage runs in its own process: models with genreflow's custom layers
+    (segcnn's SpecAugment) must load there too, not only after training in the same one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg, feat_dir = tiny_project
+    train_model(cfg, "segcnn", feat_dir, log=quiet)
+    tests = Path(__file__).resolve().parents[1]
+    code = (f"import sys; sys.path.insert(0, {str(tests)!r})\n"
+            "from pathlib import Path\nfrom conftest import tiny_config\n"
+            "from genreflow.register import register_best\n"
+            f"cfg = tiny_config(Path({str(tmp_path)!r}), Path({str(cfg.data.dir)!r}))\n"
+            f"print(register_best(cfg, {str(tmp_path / 'split.csv')!r}, log=print).alias)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "champion"
