@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from genreflow.errors import GenreflowError
 from genreflow.register import Score, best_run, decide, register_best
 from genreflow.train import train_model
-from tests_helpers import all_settings  # noqa: E402
+from tests_helpers import all_settings, with_kind  # noqa: E402
 
 quiet = lambda m: None  # noqa: E731
 
@@ -88,8 +88,9 @@ def test_register_champion_then_challenger(tiny_project, tmp_path):
 def test_better_champion_is_kept(tiny_project, tmp_path):
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
-    good = replace(cfg.train, max_epochs=8, patience=8)
-    cfg.train = good
+    cfg.train = replace(cfg.train, max_epochs=8, patience=8)
+    with_kind(cfg, "segcnn", band_limit=0.0)  # the rule under test, not the augmentation
+    good = cfg.train
     train_model(cfg, "segcnn", feat_dir, log=quiet)
     champion = register_best(cfg, manifest, log=quiet)
     assert champion.candidate_val.accuracy > 0.5
