@@ -68,6 +68,12 @@ def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str]) -> dict
 
 
 # ---------------------------------------------------------------------------- training
+def _input_shape(example: np.ndarray) -> tuple[int, ...]:
+    """One input's shape without a trailing channel axis of 1: ``(n_mels, frames)``."""
+    shape = example.shape[1:]
+    return shape[:-1] if len(shape) > 1 and shape[-1] == 1 else shape
+
+
 def kind_settings(cfg: Config, name: str, overrides: dict | None = None):
     """``train.<name>`` with ``overrides`` applied and re-validated (errors name the field)."""
     from genreflow.kinds import settings
@@ -150,8 +156,7 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
                        "classes": ",".join(prep.classes), "n_classes": len(prep.classes),
                        **{f"n_{s}_tracks": n for s, n in prep.counts.items()},
                        "n_params": int(prep.servable.count_params()),
-                       "input_shape": "x".join(map(str, prep.example.shape[1:-1]
-                                                   or prep.example.shape[1:]))})
+                       "input_shape": "x".join(map(str, _input_shape(prep.example)))})
     dataset = _log_dataset(cfg, prep)
     net = prep.net
     compile_model(net, mcfg)

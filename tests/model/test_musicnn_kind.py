@@ -38,6 +38,7 @@ def test_musicnn_embeds_once_trains_and_serves_the_same_numbers(tiny_project, tm
                       report_dir=tmp_path / "rep", log=quiet)
     run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)
     assert run.info.status == "FINISHED" and run.data.params["model.layer"] == "penultimate"
+    assert run.data.params["input_shape"] == "187x96"  # one 3 s patch of 96 mel bands
     assert "model.filters" not in run.data.params  # only the kind's own settings are logged
     assert res.metrics["epochs"] <= 3
 
