@@ -162,7 +162,8 @@ def terminal_table(summary: Summary, page: Path | None = None) -> str:
         lines.append(f"champion    {champ.get('model_name', summary.model_name)} "
                      f"v{champ.get('version', '?')} @{champ.get('alias', '?')}: "
                      f"{champ.get('model_kind', '?')} from {champion_origin(summary)}, "
-                     f"{summary.metric} {_fmt(champ.get('val_metric'))}, "
+                     f"{summary.metric} {_fmt(registered_val(champ))} (previous champion "
+                     f"{_fmt(previous_val(champ))} on the same clips), "
                      f"test {_fmt(champ.get('test_track_accuracy'))}")
         lines.append(f"            {champ.get('reason', '')}")
     else:
@@ -175,6 +176,16 @@ def terminal_table(summary: Summary, page: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def registered_val(champ: dict) -> float | None:
+    """The registered version's validation track accuracy, scored from raw audio."""
+    return (champ.get("candidate_val") or {}).get("accuracy", champ.get("val_metric"))
+
+
+def previous_val(champ: dict) -> float | None:
+    """The previous champion's score on the same validation clips (None if there was none)."""
+    return (champ.get("champion_val") or {}).get("accuracy")
+
+
 def champion_metrics(summary: Summary) -> dict:
     """The champion as a small DVC metrics file with the same keys as the models' files."""
     champ = summary.champion or {}
@@ -182,7 +193,7 @@ def champion_metrics(summary: Summary) -> dict:
     if champ:
         out.update({"version": int(champ["version"]) if str(champ.get("version", "")).isdigit()
                     else champ.get("version"),
-                    summary.metric: champ.get("val_metric"),
+                    summary.metric: registered_val(champ),
                     "test_track_accuracy": champ.get("test_track_accuracy")})
     return out
 

@@ -7,7 +7,13 @@ import os
 from html import escape
 from pathlib import Path
 
-from genreflow.report import Summary, champion_origin, champion_row
+from genreflow.report import (
+    Summary,
+    champion_origin,
+    champion_row,
+    previous_val,
+    registered_val,
+)
 from genreflow.split import SPLITS
 
 CSS = """
@@ -104,7 +110,8 @@ def _champion(summary: Summary) -> str:
             + _dl([("model kind", champ.get("model_kind")),
                    ("from", champion_origin(summary)),
                    ("decision", champ.get("reason")),
-                   (summary.metric, _num(champ.get("val_metric"))),
+                   (f"{summary.metric} (raw audio)", _num(registered_val(champ))),
+                   ("previous champion on the same clips", _num(previous_val(champ))),
                    ("test track accuracy", _num(champ.get("test_track_accuracy"))),
                    ("previous champion", champ.get("previous_champion") or "none"),
                    ("data source", champ.get("data_source")),

@@ -150,7 +150,10 @@ def _reports(root: Path, models: dict[str, str], champion_kind: str | None = "se
     if champion_kind:
         (root / "reports" / "register.json").write_text(json.dumps(
             {"version": "3", "alias": "champion", "reason": "validation 0.8 beats 0.7",
-             "run_id": f"run{champion_kind}", "val_metric": 0.8, "test_track_accuracy": 0.7,
+             "run_id": f"run{champion_kind}",
+             "candidate_val": {"accuracy": 0.8, "loss": 0.5, "n_tracks": 10},
+             "champion_val": {"accuracy": 0.6, "loss": 0.9, "n_tracks": 10},
+             "test_track_accuracy": 0.7,
              "previous_champion": "2", "model_name": "gtzan-genre-classifier",
              "model_kind": champion_kind, "data_source": "synthetic"}))
 
@@ -163,6 +166,7 @@ def test_report_lists_every_model_says_which_are_missing_and_names_the_champion(
     assert re.search(r"segcnn \*\s+0\.900\s+0\.800\s+0\.700\s+12 \(9\)", table), table
     assert re.search(r"inception\s+missing: no reports/train/inception/metrics.json", table)
     assert "v3 @champion" in table and "validation 0.8 beats 0.7" in table
+    assert "val_track_accuracy 0.800 (previous champion 0.600 on the same clips)" in table
 
     page = write_report(summary, tmp_path / "out", log=lambda _: None)
     html = page.read_text()
