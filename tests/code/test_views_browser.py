@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "data": {"genres": ["blues", "classical", "metal"]},
-    "validate": {"min_seconds": 1.0},
+    "audio": {"min_seconds": 1.0},
     "split": {"ratios": [0.6, 0.2, 0.2]},
     "features": {"clip_seconds": 4.0, "segment_seconds": 1.0, "n_mels": 32, "n_fft": 1024,
                  "workers": 1},
