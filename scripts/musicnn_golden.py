@@ -2,8 +2,9 @@
 
 Dev-only; genreflow never runs this code. It builds the graph with musicnn 0.1.0's own
 ``musicnn/models.py`` (``tf.compat.v1`` layers, which TF 2.21 only provides through tf-keras),
-restores the checkpoint shipped in the wheel, and runs it on 3 s log-mel patches of a few GTZAN
-clips. The patches are computed here in float32 with librosa (musicnn's formula without its
+restores the checkpoint shipped in the wheel, and runs it on 3 s log-mel patches of two clips
+of genreflow's own synthetic set (its "rock" and "classical" styles; no GTZAN audio or anything
+derived from it goes into the repository). The patches are computed here in float32 with librosa (musicnn's formula without its
 float16 cast), stored as float16, and both graphs are fed the same float16-rounded values, so the
 test compares the networks, not the front-ends. Run from the repository root:
 
@@ -11,7 +12,7 @@ test compares the networks, not the front-ends. Run from the repository root:
     pip install --no-deps --target /tmp/tfk tf-keras==2.21.0   # kept OUT of the venv: installed
                                                                # there it pulls `tensorflow` over
                                                                # `tensorflow-cpu`
-    PYTHONPATH=/tmp/tfk python scripts/musicnn_golden.py --gtzan ../shared/gtzan
+    PYTHONPATH=/tmp/tfk python scripts/musicnn_golden.py
 
 It writes tests/golden/musicnn.npz (~85 KB): ``clip_ids``, ``offsets`` (s), ``patches``
 (n, 187, 96) float16, and for each variant ``msd_``/``mtt_`` + ``taggram``, ``penultimate``,
@@ -30,8 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-# (clip id, start of the 3 s patch in seconds)
-CLIPS = (("rock.00005", 10.0), ("classical.00001", 10.0))
+# (synthetic style, start of the 3 s patch in seconds)
+CLIPS = (("rock", 10.0), ("classical", 10.0))
 SR, N_FFT, HOP, N_MELS, N_FRAMES = 16000, 512, 256, 96, 187
 
 
@@ -81,13 +82,19 @@ def run_tf1(variant: str, patches: np.ndarray) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gtzan", type=Path, default=Path("../shared/gtzan"))
     parser.add_argument("--out", type=Path, default=Path("tests/golden/musicnn.npz"))
     args = parser.parse_args()
 
-    stored = np.stack([log_mel_patch(args.gtzan / cid.split(".")[0] / f"{cid}.ogg", off)
-                       for cid, off in CLIPS]).astype(np.float16)
-    result = {"clip_ids": np.array([c for c, _ in CLIPS]),
+    import tempfile
+
+    from genreflow.data import synth
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synth(Path(tmp) / "data", clips_per_genre=1, seconds=14.0,
+              genres=[g for g, _ in CLIPS], seed=0, log=lambda m: None)
+        stored = np.stack([log_mel_patch(next((Path(tmp) / "data" / g).iterdir()), off)
+                           for g, off in CLIPS]).astype(np.float16)
+    result = {"clip_ids": np.array([f"synthetic-{g}" for g, _ in CLIPS]),
               "offsets": np.array([o for _, o in CLIPS], dtype=np.float32), "patches": stored}
     for variant in ("MSD_musicnn", "MTT_musicnn"):
         for name, value in run_tf1(variant, stored.astype(np.float32)).items():
