@@ -84,3 +84,26 @@ def awkward_files(root: Path, max_seconds: float) -> dict[str, tuple[Path, str]]
     full = (root / "good.wav").read_bytes()
     add("cut.wav", "truncated", full[: len(full) // 2])
     return files
+
+
+#: params.yaml overrides that shrink `dvc repro` to seconds (slow pipeline tests)
+TINY_PIPELINE = {
+    "data": {"genres": ["blues", "classical", "metal"]},
+    "audio": {"min_seconds": 1.0},
+    "split": {"ratios": [0.6, 0.2, 0.2]},
+    "features": {"clip_seconds": 4.0, "segment_seconds": 1.0, "n_mels": 32, "n_fft": 1024,
+                 "workers": 1},
+    "figures": {"clips": ["blues.00000"], "dpi": 50},
+    "tune": {"n_trials": 1, "max_epochs": 1},
+}
+#: small networks for the log-mel kinds
+SMALL_KINDS = {"cnn": {"filters": [4, 8], "dense": 8}, "segcnn": {"filters": [4, 8], "dense": 8},
+               "inception": {"weights": "none", "image_size": 75, "dense": 8}}
+
+
+def merge_params(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` merged in, section by section."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge_params(base.get(k) or {}, v) if isinstance(v, dict) else v
+    return out

@@ -12,27 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests_helpers import SMALL_KINDS, TINY_PIPELINE, merge_params
+
 ROOT = Path(__file__).resolve().parents[2]
 
-TINY = {
-    "data": {"genres": ["blues", "classical", "metal"]},
-    "audio": {"min_seconds": 1.0},
-    "split": {"ratios": [0.6, 0.2, 0.2]},
-    "features": {"clip_seconds": 4.0, "segment_seconds": 1.0, "n_mels": 32, "n_fft": 1024,
-                 "workers": 1},
-    "figures": {"clips": ["blues.00000"], "dpi": 50},
-    "train": {"models": ["cnn", "inception", "segcnn"], "max_epochs": 2, "patience": 2, "batch_size": 8,
-              "cnn": {"filters": [4, 8], "dense": 8}, "segcnn": {"filters": [4, 8], "dense": 8},
-              "inception": {"weights": "none", "image_size": 75, "dense": 8}},
-    "tune": {"n_trials": 1, "max_epochs": 1},
-}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) else v
-    return out
+TINY = merge_params(TINY_PIPELINE, {"train": {
+    "models": ["cnn", "inception", "segcnn"], "max_epochs": 2, "patience": 2, "batch_size": 8,
+    **SMALL_KINDS}})
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -52,7 +38,7 @@ def test_dvc_repro_end_to_end_then_up_to_date_then_selective(tmp_path: Path):
     for name in ("dvc.yaml", ".dvcignore", "pyproject.toml"):
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params = merge_params(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], repo)
     _run([sys.executable, "-m", "dvc", "init", "-q"], repo)

@@ -16,26 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests_helpers import SMALL_KINDS, TINY_PIPELINE, merge_params
+
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "data": {"genres": ["blues", "classical", "metal"]},
-    "audio": {"min_seconds": 1.0},
-    "split": {"ratios": [0.6, 0.2, 0.2]},
-    "features": {"clip_seconds": 4.0, "segment_seconds": 1.0, "n_mels": 32, "n_fft": 1024,
-                 "workers": 1},
-    "figures": {"clips": ["blues.00000"], "dpi": 50},
-    "train": {"max_epochs": 3, "patience": 3, "batch_size": 8},
-    "tune": {"n_trials": 1, "max_epochs": 1},
-}
-SMALL_KIND = {"cnn": {"filters": [4, 8], "dense": 8}, "segcnn": {"filters": [4, 8], "dense": 8},
-              "inception": {"weights": "none", "image_size": 75, "dense": 8}}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(base.get(k) or {}, v) if isinstance(v, dict) else v
-    return out
+TINY = merge_params(TINY_PIPELINE, {"train": {"max_epochs": 3, "patience": 3,
+                                               "batch_size": 8}})
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
@@ -70,8 +55,8 @@ def test_views_render_offline_with_every_chart_drawn(tmp_path: Path):
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    kinds = {k: v for k, v in SMALL_KIND.items() if k in params["train"]["models"]}
-    params = _merge(params, _merge(TINY, {"train": kinds}))
+    kinds = {k: v for k, v in SMALL_KINDS.items() if k in params["train"]["models"]}
+    params = merge_params(params, merge_params(TINY, {"train": kinds}))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
                  ["genreflow", "data", "synth", "--clips-per-genre", "6", "--seconds", "4"],
