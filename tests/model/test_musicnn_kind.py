@@ -74,8 +74,45 @@ def test_top_settings_reuse_embeddings_and_other_layer_is_refused(tiny_project, 
     assert train_model(cfg, "musicnn", feat_dir, log=quiet).metrics["epochs"] == 1
 
 
+def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_on(
+        tiny_project, tmp_path):
+    from genreflow.kinds.embedding_cache import load_embeddings
+    from genreflow.kinds.musicnn import band_limit_copies, low_passed
+
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, max_epochs=2)
+    with_kind(cfg, "musicnn", band_limit=1.0)
+    meta = _embed(cfg, tmp_path)
+    table = pd.read_csv(tmp_path / "split.csv")
+    assert sorted(meta["augmented"]) == sorted(table.loc[table["split"] == "train", "clip_id"])
+    emb = load_embeddings(tmp_path / "embeddings" / "musicnn")
+    assert emb.key["band_limit"] == 1.0
+    assert emb.aug_x.shape == emb.x["train"].shape and list(emb.aug_y) == list(emb.y["train"])
+    assert not np.allclose(emb.aug_x, emb.x["train"])  # the copies lost their high bands
+    logs = Logs()
+    _embed(cfg, tmp_path, logs)
+    assert "24 of 24 clips cached" in logs.text
+    res = train_model(cfg, "musicnn", feat_dir, log=quiet)
+    assert res.metrics["epochs"] == 2
+    with_kind(cfg, "musicnn", band_limit=0.0)  # the embeddings no longer match the settings
+    with pytest.raises(ConfigError, match="dvc repro embed"):
+        train_model(cfg, "musicnn", feat_dir, log=quiet)
+
+    # the copy is decided by the clip's bytes: the same for any split or seed
+    pick = band_limit_copies(0.5)
+    draws = [pick(f"{i:08x}" + "8" * 24) for i in range(0, 16**8, 16**7)]
+    assert 0 < sum(d is not None for d in draws) < len(draws)
+    assert band_limit_copies(0.0) is None
+    spec = np.ones((2, 187, 96), np.float32)
+    cut = low_passed(spec, 4000.0)
+    kept = (cut == 1.0).all(axis=(0, 1))
+    assert 40 < kept.sum() < 90 and not cut[..., ~kept].any() and kept[:np.argmin(kept)].all()
+    assert spec.min() == 1.0  # the input is left as it was
+
+
 @pytest.mark.parametrize("field,value", [("variant", "GTZAN_musicnn"), ("layer", "conv1"),
-                                         ("top", "mlp"), ("trainable_from", "input")])
+                                         ("top", "mlp"), ("trainable_from", "input"),
+                                         ("band_limit", 1.5), ("l2", -0.1)])
 def test_musicnn_settings_name_the_bad_field(tiny_project, field, value):
     cfg, _ = tiny_project
     with pytest.raises(ConfigError, match=rf"train\.musicnn.*{field}"):

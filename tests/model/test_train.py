@@ -229,3 +229,23 @@ def test_band_limit_sets_high_bands_to_the_floor_and_is_seeded():
     again = RandomCrops(x, np.array([0, 1, 2]), width=10, per_clip=20, batch_size=60, seed=3,
                         band_limit=BandLimit(hz, floor, p=0.5, low_hz=3500, high_hz=8000))
     assert np.array_equal(again[0][0], crops[0][0])
+
+
+def test_whole_clip_cnn_trains_on_band_limited_clips(tiny_project):
+    from genreflow.kinds import get_kind, settings
+    from genreflow.kinds.base import TrainContext
+
+    cfg, feat_dir = tiny_project
+    ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=64)
+    kind = get_kind("cnn")
+    train, _ = kind.fit_data(ctx, settings(cfg.train, "cnn", {"band_limit": 1.0}))
+    x, y = train["x"][0]
+    clips = ctx.features.splits["train"]
+    assert x.shape == (*clips.x.shape, 1)  # whole clips, every one low-passed
+    top = x[:, -1, :, 0]  # the highest mel band lies above every cutoff
+    assert np.allclose(top, top[:, :1]) and not np.allclose(x[..., 0], clips.x[train["x"].clip])
+    plain, _ = kind.fit_data(ctx, settings(cfg.train, "cnn", {"band_limit": 0.0}))
+    assert np.array_equal(plain["x"][..., 0], clips.x)
+    res = train_model(cfg, "cnn", feat_dir, overrides={"band_limit": 0.5}, log=quiet)
+    run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["model.band_limit"] == "0.5"

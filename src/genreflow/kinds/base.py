@@ -32,6 +32,11 @@ def check_whole(name: str, value: Any, minimum: int = 0) -> None:
         raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
 
 
+def check_share(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{name}: expected a share in [0, 1], got {value!r}")
+
+
 @dataclass
 class KindConfig:
     """Settings every kind has (its ``train.<kind>`` section adds its own)."""

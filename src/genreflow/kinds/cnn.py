@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from genreflow.config import FeaturesConfig
 from genreflow.kinds import register_kind
-from genreflow.kinds.base import KindConfig, TrainContext
+from genreflow.kinds.base import KindConfig, TrainContext, check_share
 from genreflow.kinds.logmel import LogMelKind
 
 
@@ -17,6 +17,11 @@ class CnnConfig(KindConfig):
     filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     dense: int = 128
     dropout: float = 0.3
+    band_limit: float = 0.3   # share of training clips low-passed at a random 3.5-10 kHz per epoch
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_share("band_limit", self.band_limit)
 
 
 def build_cnn(input_shape: tuple[int, int], n_classes: int, cfg: CnnConfig):

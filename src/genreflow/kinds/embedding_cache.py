@@ -56,52 +56,113 @@ def _cache_dir(cache_key: dict, output: str) -> Path:
     return cache_root() / hashlib.md5(ident.encode()).hexdigest()[:16]
 
 
+#: One extra copy of a training clip: ``augment(clip digest)`` gives ``(tag, transform of
+#: the clip's patches)`` or ``None``; decided by the clip's bytes, so the cache is reused.
+Augment = Callable[[str], "tuple[str, Callable[[np.ndarray], np.ndarray]] | None"]
+
+
+def _encode(net, items: list[tuple[list[Path], np.ndarray]], batch: int = 80) -> None:
+    """Run ``net`` over every item's patches (several clips per call, one compiled graph)
+    and save each output to its item's cache files (``{output name: path}``)."""
+    import tensorflow as tf
+
+    call = tf.function(lambda x: net(x, training=False),
+                       input_signature=[tf.TensorSpec([None, *net.input_shape[1:]], tf.float32)])
+    from tqdm import tqdm
+
+    group: list[tuple[dict, np.ndarray]] = []
+    bar = tqdm(total=len(items), desc="embeddings", unit="clip")
+
+    def flush() -> None:
+        x = np.concatenate([p for _, p in group]).astype(np.float32)
+        outs = {k: np.asarray(v, np.float32) for k, v in call(x).items()}
+        start = 0
+        for files, p in group:
+            for name, path in files.items():
+                np.save(path, outs[name][start:start + len(p)])
+            start += len(p)
+        bar.update(len(group))
+        group.clear()
+
+    for files, p in items:
+        group.append((files, p))
+        if sum(len(q) for _, q in group) >= batch:
+            flush()
+    if group:
+        flush()
+    bar.close()
+
+
 def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_key: dict,
                    output: str, patches_of: Callable, sample_rate: int,
                    encoder: Callable[[], object], data_source: str, workers: int,
+                   augment: Augment | None = None,
                    log: Callable[[str], None] = print) -> dict:
     """Embed every clip of ``manifest`` (path, clip_id, genre, split); write ``out_dir``.
 
     ``encoder()`` gives a network whose outputs are a dict of embeddings per patch; every
     one of them is cached (one network pass serves every layer), ``output`` is written.
+    Training clips chosen by ``augment`` also get an augmented copy (``x_aug``).
     """
     from genreflow.parallel import parallel_map
 
     root = _cache_dir(cache_key, output)
     root.mkdir(parents=True, exist_ok=True)
     digests = [file_md5(p) for p in manifest["path"]]
-    todo = [i for i, d in enumerate(digests) if not (root / f"{d}.npy").exists()]
-    log(f"embeddings: {len(manifest) - len(todo)} of {len(manifest)} clips cached in {root}")
+    is_train = (manifest["split"] == "train").to_numpy()
+    extra = {i: augment(d) for i, d in enumerate(digests) if is_train[i] and augment}
+    extra = {i: a for i, a in extra.items() if a is not None}
+
+    def stem(i: int, tag: str | None) -> str:
+        return digests[i] if tag is None else f"{digests[i]}-{tag}"
+
+    wanted = [(i, None) for i in range(len(digests))] + [(i, a[0]) for i, a in extra.items()]
+    todo = sorted({i for i, t in wanted if not (root / f"{stem(i, t)}.npy").exists()})
+    log(f"embeddings: {len(manifest) - len(todo)} of {len(manifest)} clips cached in {root}"
+        + (f" ({len(extra)} training clips with an augmented copy)" if extra else ""))
     failed = []
     if todo:
         t0 = time.perf_counter()
         jobs = [(manifest["path"].iloc[i], sample_rate, patches_of) for i in todo]
         spectra = parallel_map(_patches_job, jobs, workers, desc="front-end", chunksize=2)
         net = encoder()
-        from tqdm import tqdm
-
-        for i, spec in zip(todo, tqdm(spectra, desc="embeddings", unit="clip"), strict=True):
+        items = []
+        for i, spec in zip(todo, spectra, strict=True):
             if isinstance(spec, str):
                 failed.append({"clip_id": manifest["clip_id"].iloc[i], "reason": spec})
                 log(f"skipped {manifest['clip_id'].iloc[i]}: {spec}")
                 continue
-            outs = net(spec.astype(np.float32), training=False)
-            for name, emb in outs.items():
-                folder = _cache_dir(cache_key, name)
-                folder.mkdir(parents=True, exist_ok=True)
-                np.save(folder / f"{digests[i]}.npy", np.asarray(emb, np.float32))
+            variants = [(None, spec)]
+            if i in extra:
+                variants.append((extra[i][0], extra[i][1](spec.astype(np.float32))))
+            for tag, p in variants:
+                files = {}
+                for name in net.output:
+                    folder = _cache_dir(cache_key, name)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    files[name] = folder / f"{stem(i, tag)}.npy"
+                items.append((files, p))
+        _encode(net, items)
         log(f"embeddings: {len(todo)} clips in {time.perf_counter() - t0:.1f} s")
     bad = {f["clip_id"] for f in failed}
     rows = manifest[~manifest["clip_id"].isin(bad)].reset_index(drop=True)
-    keep = [d for d, c in zip(digests, manifest["clip_id"], strict=True) if c not in bad]
-    per_clip = [np.load(root / f"{d}.npy") for d in keep]
+    keep = [i for i, c in enumerate(manifest["clip_id"]) if c not in bad]
+    per_clip = [np.load(root / f"{stem(i, None)}.npy") for i in keep]
+    aug_ids = [manifest["clip_id"].iloc[i] for i in keep if i in extra]
+    per_aug = [np.load(root / f"{stem(i, extra[i][0])}.npy") for i in keep if i in extra]
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / EMBEDDINGS_FILE,
-             x=np.concatenate(per_clip) if per_clip else np.zeros((0, 1), np.float32),
-             counts=np.array([len(e) for e in per_clip], np.int64))
+
+    def stack(arrays: list[np.ndarray]) -> np.ndarray:
+        width = per_clip[0].shape[1] if per_clip else 1
+        return np.concatenate(arrays) if arrays else np.zeros((0, width), np.float32)
+
+    np.savez(out_dir / EMBEDDINGS_FILE, x=stack(per_clip),
+             counts=np.array([len(e) for e in per_clip], np.int64),
+             x_aug=stack(per_aug), counts_aug=np.array([len(e) for e in per_aug], np.int64))
     meta = {"key": key, "data_source": data_source, "split_digest": split_digest(manifest),
             "classes": sorted(manifest["genre"].unique()), "failed": failed,
-            "clips": rows[["clip_id", "genre", "split", "path"]].to_dict("list")}
+            "clips": rows[["clip_id", "genre", "split", "path"]].to_dict("list"),
+            "augmented": aug_ids}
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -119,6 +180,17 @@ class PatchEmbeddings:
     counts: dict[str, list[int]]
     x: dict[str, np.ndarray]
     paths: dict[str, list[str]]
+    #: augmented copies of some training tracks: patch embeddings, patches per track, labels
+    aug_x: np.ndarray | None = None
+    aug_counts: list[int] | None = None
+    aug_y: np.ndarray | None = None
+
+    def aug_track_means(self) -> np.ndarray:
+        from genreflow.inference import mean_by_track
+
+        if not self.aug_counts:
+            return np.zeros((0, self.x["train"].shape[1]), np.float32)
+        return mean_by_track(self.aug_x, self.aug_counts)
 
     def track_means(self, split: str) -> np.ndarray:
         """One mean embedding per track."""
@@ -152,6 +224,7 @@ def load_embeddings(folder: Path) -> PatchEmbeddings:
     meta = json.loads((folder / META_FILE).read_text())
     with np.load(folder / EMBEDDINGS_FILE) as z:
         x_all, counts_all = z["x"], z["counts"]
+        x_aug, counts_aug = z["x_aug"], [int(c) for c in z["counts_aug"]]
     clips = pd.DataFrame(meta["clips"])
     starts = np.concatenate([[0], np.cumsum(counts_all)])
     index = {g: i for i, g in enumerate(meta["classes"])}
@@ -164,6 +237,9 @@ def load_embeddings(folder: Path) -> PatchEmbeddings:
         x[s] = (np.concatenate([x_all[starts[r]:starts[r + 1]] for r in rows]) if len(rows)
                 else np.zeros((0, x_all.shape[1]), np.float32))
         paths[s] = list(clips["path"].to_numpy()[rows])
+    genre_of = dict(zip(clips["clip_id"], clips["genre"], strict=True))
+    aug_y = np.array([index[genre_of[c]] for c in meta.get("augmented", [])], np.int64)
     return PatchEmbeddings(key=meta["key"], classes=meta["classes"],
                            data_source=meta["data_source"], split_digest=meta["split_digest"],
-                           ids=ids, y=y, counts=counts, x=x, paths=paths)
+                           ids=ids, y=y, counts=counts, x=x, paths=paths,
+                           aug_x=x_aug, aug_counts=counts_aug, aug_y=aug_y)

@@ -48,6 +48,21 @@ def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
     return np.stack([spec[:, s:s + width] for s in starts])
 
 
+def band_limit(fs, p: float):
+    """The :class:`~genreflow.keras_parts.BandLimit` of a feature set (None when ``p`` is 0)."""
+    if not p:
+        return None
+    import librosa
+
+    from genreflow.audio import FLOOR_DB
+    from genreflow.keras_parts import BandLimit
+
+    feat = fs.cfg
+    hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
+    mean, std = np.asarray(fs.stats["mean"]), np.asarray(fs.stats["std"])
+    return BandLimit(hz, (FLOOR_DB - mean) / std, p)
+
+
 class LogMelKind(ModelKind):
     """Base of the kinds fed by ``artifacts/features``; subclasses define the windows."""
 
@@ -76,9 +91,16 @@ class LogMelKind(ModelKind):
         raise NotImplementedError
 
     def fit_data(self, ctx: TrainContext, mcfg: KindConfig) -> tuple[dict, tuple]:
-        """Training kwargs and validation data: whole clips by default."""
+        """Training kwargs and validation data: whole clips by default; with a
+        ``band_limit`` setting, a share of them low-passed afresh every epoch."""
         fs = ctx.features
         tr, va = fs.splits["train"], fs.splits["val"]
+        low_pass = band_limit(fs, getattr(mcfg, "band_limit", 0.0))
+        if low_pass is not None:
+            from genreflow.keras_parts import RandomCrops
+
+            return ({"x": RandomCrops(tr.x, tr.y, tr.x.shape[-1], 1, ctx.batch_size, ctx.seed,
+                                      band_limit=low_pass)}, (va.x[..., None], va.y))
         return ({"x": tr.x[..., None], "y": tr.y, "batch_size": ctx.batch_size, "shuffle": True},
                 (va.x[..., None], va.y))
 

@@ -10,6 +10,7 @@ audio's patches; probabilities are averaged over a track's patches. With
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,14 @@ import pandas as pd
 
 from genreflow.config import ConfigError
 from genreflow.kinds import register_kind
-from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainContext
+from genreflow.kinds.base import (
+    KindConfig,
+    Labels,
+    ModelKind,
+    Prepared,
+    TrainContext,
+    check_share,
+)
 from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
 
 LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
@@ -35,6 +43,8 @@ class MusicnnConfig(KindConfig):
     top: str = "linear"                 # linear | dense
     dense: int = 128                    # units of the dense top
     dropout: float = 0.3
+    l2: float = 0.03                    # L2 penalty on the top's weights (per weight, per sample)
+    band_limit: float = 0.3             # share of training clips with one extra low-passed copy
     trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
     lr_plateau: int = 3
 
@@ -46,6 +56,9 @@ class MusicnnConfig(KindConfig):
                                      ("layer", self.layer, LAYERS), ("top", self.top, TOPS)):
             if value not in allowed:
                 raise ConfigError(f"{name}: expected one of {allowed}, got {value!r}")
+        if self.l2 < 0:
+            raise ConfigError(f"l2: expected a number >= 0, got {self.l2!r}")
+        check_share("band_limit", self.band_limit)
         if self.trainable_from is not None and self.trainable_from not in BLOCKS[1:]:
             raise ConfigError(f"trainable_from: expected null or one of {BLOCKS[1:]}, "
                               f"got {self.trainable_from!r}")
@@ -61,6 +74,35 @@ def clip_patches(y: np.ndarray) -> np.ndarray:
     from genreflow.kinds.musicnn_net import musicnn_front_end, patches
 
     return patches(musicnn_front_end(normalise_loudness(y)), pad_short=True)
+
+
+def low_passed(spec: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """Patches as from audio low-passed at ``cutoff_hz``: higher mel bands at the log
+    compression's zero (no energy), as in a recording sampled at 8-16 kHz."""
+    import librosa
+
+    from genreflow.kinds.musicnn_net import N_MELS, SAMPLE_RATE
+
+    centres = librosa.mel_frequencies(N_MELS + 2, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]
+    out = np.array(spec, np.float32)
+    out[..., centres > cutoff_hz] = 0.0
+    return out
+
+
+def band_limit_copies(share: float, low_hz: float = 3500.0, high_hz: float = 7000.0):
+    """The embed stage's augmentation: a training clip gets one low-passed copy with
+    probability ``share``, at a cutoff in ``[low_hz, high_hz]``; both are drawn from the
+    clip's digest, so they do not change with the split or seed (and the cache holds)."""
+    if share <= 0:
+        return None
+
+    def augment(digest: str):
+        if int(digest[:8], 16) / 16**8 >= share:
+            return None
+        cutoff = round(low_hz + (high_hz - low_hz) * int(digest[8:16], 16) / 16**8)
+        return f"lp{cutoff}", functools.partial(low_passed, cutoff_hz=cutoff)
+
+    return augment
 
 
 def frozen(variant: str):
@@ -91,10 +133,11 @@ def build_top(n_features: int, n_classes: int, cfg: MusicnnConfig, train_x=None)
     if train_x is not None and len(train_x):
         norm.adapt(train_x)
     x = layers.Dropout(cfg.dropout)(norm(inp))
+    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 else None
     if cfg.top == "dense":
-        x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
+        x = layers.Dense(cfg.dense, activation="relu", name="dense", kernel_regularizer=reg)(x)
         x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(n_classes, name="genre_logits")(x)
+    logits = layers.Dense(n_classes, name="genre_logits", kernel_regularizer=reg)(x)
     out = layers.Activation("softmax", name="genre")(logits)
     return keras.Model(inp, out, name="musicnn_top"), keras.Model(inp, logits, name="top_logits")
 
@@ -120,7 +163,7 @@ class Musicnn(ModelKind):
         from genreflow.kinds.embedding_cache import file_md5
         from genreflow.kinds.musicnn_net import weights_dir
 
-        key = {"variant": mcfg.variant, "layer": mcfg.layer}
+        key = self._key(mcfg)
         index = next(weights_dir(mcfg.variant).glob("*.index"))
         from genreflow.kinds import musicnn_net
 
@@ -131,7 +174,13 @@ class Musicnn(ModelKind):
         return embed_manifest(manifest, out_dir, key=key, cache_key=cache_key,
                               output=mcfg.layer, patches_of=clip_patches,
                               sample_rate=self._rate(), encoder=lambda: frozen(mcfg.variant),
-                              data_source=data_source, workers=cfg.features.workers, log=log)
+                              data_source=data_source, workers=cfg.features.workers,
+                              augment=band_limit_copies(mcfg.band_limit), log=log)
+
+    @staticmethod
+    def _key(cfg: MusicnnConfig) -> dict:
+        """What the embed stage's output depends on among the kind's settings."""
+        return {"variant": cfg.variant, "layer": cfg.layer, "band_limit": cfg.band_limit}
 
     @staticmethod
     def _rate() -> int:
@@ -145,9 +194,9 @@ class Musicnn(ModelKind):
         from genreflow.inference import forward, mean_by_track
 
         emb = load_embeddings(ctx.embeddings_dir / self.name)
-        if emb.key != {"variant": cfg.variant, "layer": cfg.layer}:
+        if emb.key != self._key(cfg):
             raise ConfigError(f"train.musicnn: the embeddings were made with {emb.key}, but "
-                              f"params.yaml asks for variant={cfg.variant!r}, layer={cfg.layer!r}; "
+                              f"params.yaml asks for {self._key(cfg)}; "
                               "run `dvc repro embed` (or `genreflow embed`) first")
         n_classes = len(emb.classes)
         base = base_model(cfg.variant, cfg.layer)
@@ -162,13 +211,20 @@ class Musicnn(ModelKind):
 
         if linear:
             net = top
-            data = {s: (emb.track_means(s), emb.y[s]) for s in emb.ids}
+            means = {s: emb.track_means(s) for s in emb.ids}
+            data = {s: (means[s], emb.y[s]) for s in emb.ids}
+            data["train"] = (np.concatenate([means["train"], emb.aug_track_means()]),
+                             np.concatenate([emb.y["train"], emb.aug_y]))
 
             def track_probs(split: str) -> np.ndarray:
-                return forward(top, data[split][0], 1024)
+                return forward(top, means[split], 1024)
         elif cfg.trainable_from is None:
             net = top
             data = {s: (emb.x[s], np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
+            if emb.aug_counts:
+                data["train"] = (np.concatenate([emb.x["train"], emb.aug_x]),
+                                 np.concatenate([data["train"][1],
+                                                 np.repeat(emb.aug_y, emb.aug_counts)]))
 
             def track_probs(split: str) -> np.ndarray:
                 return mean_by_track(forward(top, emb.x[split], 1024), emb.counts[split])

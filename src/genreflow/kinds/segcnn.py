@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from genreflow.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
-from genreflow.kinds.base import KindConfig, TrainContext, check_whole
-from genreflow.kinds.logmel import LogMelKind, segment_windows
+from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
+from genreflow.kinds.logmel import LogMelKind, band_limit, segment_windows
 
 
 @dataclass
@@ -25,8 +25,7 @@ class SegCnnConfig(KindConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_whole("crops_per_clip", self.crops_per_clip)
-        if not 0 <= self.band_limit <= 1:
-            raise ConfigError(f"band_limit: expected a share in [0, 1], got {self.band_limit}")
+        check_share("band_limit", self.band_limit)
 
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig):
@@ -48,22 +47,6 @@ def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig
     x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
     out = layers.Dense(n_classes, activation="softmax", name="genre")(x)
     return keras.Model(inp, out, name="segcnn")
-
-
-def band_limit(fs, p: float):
-    """The :class:`~genreflow.keras_parts.BandLimit` of a feature set (None when ``p`` is 0)."""
-    if not p:
-        return None
-    import librosa
-    import numpy as np
-
-    from genreflow.audio import FLOOR_DB
-    from genreflow.keras_parts import BandLimit
-
-    feat = fs.cfg
-    hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
-    mean, std = np.asarray(fs.stats["mean"]), np.asarray(fs.stats["std"])
-    return BandLimit(hz, (FLOOR_DB - mean) / std, p)
 
 
 @register_kind
