@@ -24,8 +24,12 @@ def test_inception_embedding_cache_key_covers_seed_weights_size_and_features(tmp
     assert cache_key(feats, random_base, seed=1) != cache_key(feats, random_base, seed=2)
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"weights-1")
-    from_file = InceptionConfig(weights=str(weights))
+    from_file = InceptionConfig(weights=str(weights), band_limit=0.0)
     assert cache_key(feats, from_file, seed=1) == cache_key(feats, from_file, seed=2)
+    # the low-passed copies of training clips are drawn from the seed
+    copies = InceptionConfig(weights=str(weights), band_limit=0.3)
+    assert cache_key(feats, copies, seed=1) != cache_key(feats, copies, seed=2)
+    assert cache_key(feats, copies, seed=1) != cache_key(feats, from_file, seed=1)
     before = cache_key(feats, from_file, 1)
     weights.write_bytes(b"weights-2")  # other weights under the same name
     assert cache_key(feats, from_file, 1) != before

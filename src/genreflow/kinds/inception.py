@@ -18,8 +18,8 @@ import numpy as np
 from genreflow.config import FeaturesConfig
 from genreflow.errors import GenreflowError
 from genreflow.kinds import register_kind
-from genreflow.kinds.base import KindConfig, Labels, Prepared, TrainContext
-from genreflow.kinds.logmel import LogMelKind
+from genreflow.kinds.base import KindConfig, Labels, Prepared, TrainContext, check_share
+from genreflow.kinds.logmel import LogMelKind, band_limit
 
 INCEPTION_NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
@@ -34,6 +34,11 @@ class InceptionConfig(KindConfig):
     image_size: int = 139     # InceptionV3 needs >= 75
     dense: int = 256
     dropout: float = 0.3
+    band_limit: float = 0.3   # share of training clips with an extra low-passed copy (3.5-10 kHz)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_share("band_limit", self.band_limit)
 
 
 def inception_base(cfg: InceptionConfig):
@@ -105,7 +110,9 @@ def cache_key(features_dir: Path, cfg: InceptionConfig, seed: int) -> str:
     if weights not in ("none", "imagenet"):
         weights = files_digest([Path(weights).expanduser()])
     parts = {"features": files_digest(feats), "weights": weights, "image_size": cfg.image_size,
-             "keras": keras.__version__, "seed": seed if cfg.weights == "none" else None}
+             "keras": keras.__version__, "band_limit": cfg.band_limit,
+             # a random base and the low-passed copies both come from the seed
+             "seed": seed if cfg.weights == "none" or cfg.band_limit else None}
     return hashlib.md5(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -128,19 +135,41 @@ class Inception(LogMelKind):
                 / f"inception_{cache_key(ctx.features_dir, cfg, ctx.seed)}.npz")
         if path.exists():
             with np.load(path) as z:
-                return {s: z[s] for s in fs.splits}
+                return {s: z[s] for s in [*fs.splits, "train_aug"]}
         inp = keras.Input(shape=(*fs.splits["train"].x.shape[1:], 1))
         encoder = keras.Model(inp, base(SpectrogramImage(cfg.image_size)(inp), training=False))
         out = {}
-        for s, f in fs.splits.items():
+        for s, x in {**{s: f.x for s, f in fs.splits.items()},
+                     "train_aug": self.low_passed_copies(ctx, cfg)}.items():
             t0 = time.perf_counter()
-            out[s] = (encoder.predict(f.x[..., None], batch_size=32, verbose=0) if len(f.x)
+            out[s] = (encoder.predict(x[..., None], batch_size=32, verbose=0) if len(x)
                       else np.zeros((0, base.output_shape[-1]), np.float32))
-            ctx.log(f"inception embeddings {s}: {len(f.x)} clips in "
+            ctx.log(f"inception embeddings {s}: {len(x)} clips in "
                     f"{time.perf_counter() - t0:.1f} s")
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **out)
         return out
+
+    def low_passed_copies(self, ctx: TrainContext, cfg: InceptionConfig) -> np.ndarray:
+        """A ``band_limit`` share of the training clips, low-passed (seeded), in order:
+        extra training rows, as a recording sampled at 8-16 kHz looks."""
+        tr = ctx.features.splits["train"]
+        low_pass = band_limit(ctx.features, cfg.band_limit)
+        if low_pass is None:
+            return tr.x[:0]
+        cutoffs = low_pass.draw(np.random.default_rng(ctx.seed), len(tr.x))
+        chosen = np.isfinite(cutoffs)
+        x = np.array(tr.x[chosen], np.float32)
+        low_pass.apply(x, cutoffs[chosen])
+        return x
+
+    def aug_labels(self, ctx: TrainContext, cfg: InceptionConfig) -> np.ndarray:
+        """The labels of :meth:`low_passed_copies` (the same draw)."""
+        tr = ctx.features.splits["train"]
+        low_pass = band_limit(ctx.features, cfg.band_limit)
+        if low_pass is None:
+            return tr.y[:0]
+        return tr.y[np.isfinite(low_pass.draw(np.random.default_rng(ctx.seed), len(tr.y)))]
 
     def prepare(self, ctx: TrainContext, cfg: InceptionConfig) -> Prepared:
         import keras
@@ -165,8 +194,9 @@ class Inception(LogMelKind):
 
         return Prepared(
             net=top, servable=servable,
-            train={"x": emb["train"], "y": fs.splits["train"].y, "batch_size": ctx.batch_size,
-                   "shuffle": True},
+            train={"x": np.concatenate([emb["train"], emb["train_aug"]]),
+                   "y": np.concatenate([fs.splits["train"].y, self.aug_labels(ctx, cfg)]),
+                   "batch_size": ctx.batch_size, "shuffle": True},
             val=(emb["val"], fs.splits["val"].y), track_probs=track_probs,
             labels={s: Labels(ids=v.ids, y=v.y) for s, v in fs.splits.items()},
             classes=list(fs.classes), front_end=self.front_end_of(fs),
