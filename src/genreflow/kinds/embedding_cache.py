@@ -38,13 +38,15 @@ def file_md5(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _patches_job(job: tuple[str, int, Callable]) -> np.ndarray | str:
+def _patches_job(job: tuple) -> tuple[np.ndarray, np.ndarray | None] | str:
+    """A clip's patches, and those of its augmented copy when ``job`` has a signal transform."""
     from genreflow.audio import AudioError, decode
 
-    path, rate, patches_of = job
+    path, rate, patches_of, *transform = job
     try:
         y, _ = decode(path, rate)
-        return patches_of(y).astype(np.float16)
+        copy = patches_of(transform[0](y)).astype(np.float16) if transform else None
+        return patches_of(y).astype(np.float16), copy
     except (AudioError, GenreflowError) as exc:
         return str(exc)
     except Exception as exc:  # a clip must never stop the stage
@@ -57,7 +59,7 @@ def _cache_dir(cache_key: dict, output: str) -> Path:
 
 
 #: One extra copy of a training clip: ``augment(clip digest)`` gives ``(tag, transform of
-#: the clip's patches)`` or ``None``; decided by the clip's bytes, so the cache is reused.
+#: the clip's signal)`` or ``None``; decided by the clip's bytes, so the cache is reused.
 Augment = Callable[[str], "tuple[str, Callable[[np.ndarray], np.ndarray]] | None"]
 
 
@@ -123,7 +125,8 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
     failed = []
     if todo:
         t0 = time.perf_counter()
-        jobs = [(manifest["path"].iloc[i], sample_rate, patches_of) for i in todo]
+        jobs = [(manifest["path"].iloc[i], sample_rate, patches_of,
+                 *([extra[i][1]] if i in extra else [])) for i in todo]
         spectra = parallel_map(_patches_job, jobs, workers, desc="front-end", chunksize=2)
         net = encoder()
         items = []
@@ -132,9 +135,7 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
                 failed.append({"clip_id": manifest["clip_id"].iloc[i], "reason": spec})
                 log(f"skipped {manifest['clip_id'].iloc[i]}: {spec}")
                 continue
-            variants = [(None, spec)]
-            if i in extra:
-                variants.append((extra[i][0], extra[i][1](spec.astype(np.float32))))
+            variants = [(None, spec[0])] + ([(extra[i][0], spec[1])] if i in extra else [])
             for tag, p in variants:
                 files = {}
                 for name in net.output:
@@ -212,7 +213,7 @@ class PatchEmbeddings:
             bad = [r for r in res if isinstance(r, str)]
             if bad:
                 raise GenreflowError(f"fine-tuning: {len(bad)} clips no longer decode: {bad[0]}")
-            out[s] = [r.astype(np.float32) for r in res]
+            out[s] = [r[0].astype(np.float32) for r in res]
         return out
 
 

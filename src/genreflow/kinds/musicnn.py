@@ -76,31 +76,28 @@ def clip_patches(y: np.ndarray) -> np.ndarray:
     return patches(musicnn_front_end(normalise_loudness(y)), pad_short=True)
 
 
-def low_passed(spec: np.ndarray, cutoff_hz: float) -> np.ndarray:
-    """Patches as from audio low-passed at ``cutoff_hz``: higher mel bands at the log
-    compression's zero (no energy), as in a recording sampled at 8-16 kHz."""
-    import librosa
+def resampled_copy(y: np.ndarray, rate: int) -> np.ndarray:
+    """``y`` (16 kHz) as a recording at ``rate`` reaches the front-end: down to ``rate``
+    and back up, which empties the bands above ``rate / 2``."""
+    from genreflow.audio import resample
+    from genreflow.kinds.musicnn_net import SAMPLE_RATE
 
-    from genreflow.kinds.musicnn_net import N_MELS, SAMPLE_RATE
-
-    centres = librosa.mel_frequencies(N_MELS + 2, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]
-    out = np.array(spec, np.float32)
-    out[..., centres > cutoff_hz] = 0.0
-    return out
+    return resample(resample(y, SAMPLE_RATE, rate), rate, SAMPLE_RATE)
 
 
-def band_limit_copies(share: float, low_hz: float = 3500.0, high_hz: float = 7000.0):
-    """The embed stage's augmentation: a training clip gets one low-passed copy with
-    probability ``share``, at a cutoff in ``[low_hz, high_hz]``; both are drawn from the
-    clip's digest, so they do not change with the split or seed (and the cache holds)."""
+def band_limit_copies(share: float, low_rate: int = 7000, high_rate: int = 12000):
+    """The embed stage's augmentation: a training clip gets, with probability ``share``,
+    one copy resampled through a rate in ``[low_rate, high_rate]`` (an 8 or 11 kHz
+    recording; above 12 kHz little of musicnn's 8 kHz band is lost). Both draws come from
+    the clip's digest, so they do not change with the split or seed (and the cache holds)."""
     if share <= 0:
         return None
 
     def augment(digest: str):
         if int(digest[:8], 16) / 16**8 >= share:
             return None
-        cutoff = round(low_hz + (high_hz - low_hz) * int(digest[8:16], 16) / 16**8)
-        return f"lp{cutoff}", functools.partial(low_passed, cutoff_hz=cutoff)
+        rate = round(low_rate + (high_rate - low_rate) * int(digest[8:16], 16) / 16**8)
+        return f"sr{rate}", functools.partial(resampled_copy, rate=rate)
 
     return augment
 
