@@ -129,13 +129,17 @@ def _version_identity(tags: dict) -> dict:
 
 
 def _mismatch(champion: dict, candidate: dict) -> str | None:
-    """Why the champion cannot be compared on the candidate's split, if it cannot."""
-    if champion["classes"] != candidate["classes"]:
-        return (f"the champion knows other classes ({champion['classes']}) than the current "
-                f"data ({candidate['classes']}), so it cannot be scored on it")
+    """Why the champion is not compared with the candidate on its split, if it is not."""
+    differs = []
     if champion["data_digest"] != candidate["data_digest"]:
-        return (f"the champion was trained on other data (digest {champion['data_digest']}, "
-                f"now {candidate['data_digest']}), so it never blocks a model of the current data")
+        source = champion.get("data_source")
+        differs.append(f"other data ({source + ' data, ' if source else ''}digest "
+                       f"{champion['data_digest']}; now {candidate['data_digest']})")
+    if champion["classes"] != candidate["classes"]:
+        differs.append(f"other classes ({champion['classes']}; now {candidate['classes']})")
+    if differs:
+        return (f"the champion was trained on {' and '.join(differs)}, so it never blocks a "
+                "model of the current data (its score on the same clips is for the record)")
     if champion["split_digest"] != candidate["split_digest"]:
         return ("the champion was trained on another split of this data (its training clips "
                 "may be in this validation split), so it is not compared here")
@@ -219,7 +223,8 @@ def register_best(
             champ = None
         if champ is not None:
             previous = str(champ.version)
-            mismatch = _mismatch(_version_identity(champ.tags), ident)
+            mismatch = _mismatch({**_version_identity(champ.tags),
+                                  "data_source": champ.tags.get("data_source")}, ident)
             try:  # scored on the same clips in any case, for the record
                 champ_score = score_on_audio(load_predictor(f"models:/{name}@champion"),
                                              val_rows, cfg.audio, log)

@@ -33,6 +33,19 @@ def test_decide_rule():
     assert alias == "champion" and "other data" in reason
 
 
+def test_mismatch_names_what_differs():
+    from genreflow.register import _mismatch
+
+    now = {"data_digest": "d1", "split_digest": "s1", "classes": "blues,rock"}
+    assert _mismatch(dict(now), now) is None
+    why = _mismatch({**now, "classes": "blues,jazz,rock"}, now)  # same audio, other genres
+    assert "other classes (blues,jazz,rock; now blues,rock)" in why and "other data" not in why
+    why = _mismatch({**now, "data_digest": "d0", "data_source": "synthetic",
+                     "classes": "a,b"}, now)
+    assert "other data (synthetic data, digest d0; now d1) and other classes" in why
+    assert "another split" in _mismatch({**now, "split_digest": "s0"}, now)
+
+
 def _prepare(cfg, root):
     """validate, split and features of ``cfg.data.dir`` into ``root``: the manifest path."""
     from genreflow.features import compute_features, write_features
@@ -129,7 +142,7 @@ def test_champion_of_other_data_never_blocks(tiny_project, tmp_path):
     run = train_model(cfg, "cnn", new_root / "features", log=quiet)
     d = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
     assert d.alias == "champion" and d.run_id == run.run_id
-    assert "other data" in d.reason
+    assert "other data (synthetic data" in d.reason and "never blocks" in d.reason
     # both scored on the same validation clips, for the record; the champion's does not count
     assert d.champion_val is not None and d.champion_val.n_tracks == d.candidate_val.n_tracks
     saved = json.loads((tmp_path / "register.json").read_text())
