@@ -146,17 +146,16 @@ def _mismatch(champion: dict, candidate: dict) -> str | None:
     return None
 
 
-def _link_metrics(run, keras_uri: str, model_id: str, from_audio: dict[str, float]) -> None:
-    """The registered model's page shows what the trained model's page shows (its best-epoch
-    curves' values and final numbers, with the dataset), then the raw-audio scores."""
+def _link_metrics(run, keras_uri: str, model_id: str) -> None:
+    """The registered model's page shows what the trained model's page shows: MLflow links
+    the run's values at the restored epoch when the model is logged at that step; the final
+    numbers are added here with the dataset (once each: no other step-0 values are linked)."""
     import mlflow
 
     trained = mlflow.get_logged_model(keras_uri.rsplit("/", 1)[-1])
     dataset = run.inputs.dataset_inputs[0].dataset if run.inputs.dataset_inputs else None
-    for step in sorted({m.step for m in trained.metrics}):
-        mlflow.log_metrics({m.key: m.value for m in trained.metrics if m.step == step},
-                           step=step, model_id=model_id, dataset=dataset if step == 0 else None)
-    mlflow.log_metrics(from_audio, model_id=model_id, dataset=dataset)
+    mlflow.log_metrics({m.key: m.value for m in trained.metrics if m.step == 0}, step=0,
+                       model_id=model_id, dataset=dataset)
 
 
 def register_best(
@@ -233,12 +232,14 @@ def register_best(
             except GenreflowError as exc:
                 log(f"champion v{previous} could not be scored: {exc}")
 
+        best_epoch = int(run.data.metrics.get("best_epoch", 0))
         with mlflow.start_run(run_id=run_id):
-            info = log_audio_model(bundle, audio=cfg.audio)
+            info = log_audio_model(bundle, audio=cfg.audio, step=best_epoch)
+            _link_metrics(run, uri, info.model_id)
+            # the raw-audio scores: on the run and (logged after it, in its run) the model
             mlflow.log_metrics({"registered_val_track_accuracy": cand_val.accuracy,
-                                "registered_test_track_accuracy": test_score.accuracy})
-            _link_metrics(run, uri, info.model_id, {"val_track_accuracy": cand_val.accuracy,
-                                                    "test_track_accuracy": test_score.accuracy})
+                                "registered_test_track_accuracy": test_score.accuracy},
+                               model_id=info.model_id)
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:

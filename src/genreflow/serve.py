@@ -212,7 +212,8 @@ def pip_requirements() -> list[str]:
 
 
 def log_audio_model(bundle_dir: Path, name: str = "audio_model",
-                    audio: AudioConfig | None = None, registered_model_name: str | None = None):
+                    audio: AudioConfig | None = None, registered_model_name: str | None = None,
+                    step: int = 0):
     """Log :class:`AudioGenreModel` for ``bundle_dir`` into the active run, carrying the
     input contract ``audio`` (params.yaml ``audio:``) in its ``model_config``.
 
@@ -236,4 +237,5 @@ def log_audio_model(bundle_dir: Path, name: str = "audio_model",
         input_example=example,
         pip_requirements=pip_requirements(),
         registered_model_name=registered_model_name,
+        step=step,  # MLflow links the run's metrics of this step (the restored epoch's)
     )

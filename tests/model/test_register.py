@@ -81,7 +81,10 @@ def test_register_champion_then_challenger(tiny_project, tmp_path):
 
     page = mlflow.get_logged_model(mv.model_id or mv.source.rsplit("/", 1)[-1])
     values = {m.key: m for m in page.metrics}
-    assert values["val_track_accuracy"].value == pytest.approx(first.candidate_val.accuracy)
+    assert len(values) == len(page.metrics)  # each number once (MLflow links run metrics too)
+    assert values["registered_val_track_accuracy"].value == pytest.approx(
+        first.candidate_val.accuracy)
+    assert values["val_track_accuracy"].value == pytest.approx(run.metrics["val_track_accuracy"])
     assert values["best_epoch"].dataset_name == "gtzan-synthetic"
     assert values["val_loss"].step == int(values["best_epoch"].value)
     # The same run again scores the same on the same clips: it does not beat the champion.
