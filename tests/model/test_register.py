@@ -91,6 +91,9 @@ def test_register_champion_then_challenger(tiny_project, tmp_path):
     client.delete_model_version_tag(name, "1", "val_track_accuracy")  # no metric tag: re-scored
     second = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
     assert (second.alias, second.version) == ("challenger", "2")
+    again = client.get_model_version(name, "2")
+    page = mlflow.get_logged_model(again.model_id or again.source.rsplit("/", 1)[-1])
+    assert len({m.key for m in page.metrics}) == len(page.metrics)  # a second registration too
     assert second.champion_val is not None
     assert second.champion_val.accuracy == pytest.approx(second.candidate_val.accuracy)
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
