@@ -70,15 +70,12 @@ def main() -> None:
         lambda: resample(y2, sr2, pred.sample_rate), n)
     y = resample(y, sr, pred.sample_rate) if sr != pred.sample_rate else y
     rows["probs_from_audio (spectrogram + model)"], _ = timed(lambda: pred.probs_from_audio(y), n)
-    try:  # the split below uses inference internals that may move; the total above does not
-        from genreflow.features import normalise
-        from genreflow.inference import audio_spectrogram, forward, windows
+    fe = pred.pre.front_end
+    rows["  front-end: the kind's windows (log-mel...)"], x = timed(
+        lambda: pred.kind.audio_windows(y, fe), n)
+    from genreflow.inference import forward
 
-        rows["  log-mel spectrogram"], spec = timed(lambda: audio_spectrogram(y, pred.feat), n)
-        x = windows(normalise(spec, pred.pre.stats), pred.pre.kind, pred.feat)
-        rows[f"  model forward ({len(x)} windows)"], _ = timed(lambda: forward(pred.model, x), n)
-    except (ImportError, AttributeError, TypeError) as exc:
-        print(f"(no spectrogram/model split: {exc})")
+    rows[f"  model forward ({len(x)} windows)"], _ = timed(lambda: forward(pred.model, x), n)
     rows["pyfunc predict (all of the above after JSON)"], _ = timed(lambda: model.predict(df), n)
     width = max(map(len, rows))
     print(f"{args.clip}: {len(raw) / 1024:.0f} KiB, {len(y) / pred.sample_rate:.1f} s; "
