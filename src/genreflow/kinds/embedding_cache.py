@@ -63,7 +63,7 @@ def _cache_dir(cache_key: dict, output: str) -> Path:
 Augment = Callable[[str], "tuple[str, Callable[[np.ndarray], np.ndarray]] | None"]
 
 
-def _encode(net, items: list[tuple[list[Path], np.ndarray]], batch: int = 80) -> None:
+def _encode(net, items: list[tuple[dict[str, Path], np.ndarray]], batch: int = 80) -> None:
     """Run ``net`` over every item's patches (several clips per call, one compiled graph)
     and save each output to its item's cache files (``{output name: path}``)."""
     import tensorflow as tf
@@ -72,7 +72,7 @@ def _encode(net, items: list[tuple[list[Path], np.ndarray]], batch: int = 80) ->
                        input_signature=[tf.TensorSpec([None, *net.input_shape[1:]], tf.float32)])
     from tqdm import tqdm
 
-    group: list[tuple[dict, np.ndarray]] = []
+    group: list[tuple[dict[str, Path], np.ndarray]] = []
     bar = tqdm(total=len(items), desc="embeddings", unit="clip")
 
     def flush() -> None:

@@ -140,7 +140,7 @@ class Inception(LogMelKind):
         encoder = keras.Model(inp, base(SpectrogramImage(cfg.image_size)(inp), training=False))
         out = {}
         for s, x in {**{s: f.x for s, f in fs.splits.items()},
-                     "train_aug": self.low_passed_copies(ctx, cfg)}.items():
+                     "train_aug": self.low_passed_copies(ctx, cfg)[0]}.items():
             t0 = time.perf_counter()
             out[s] = (encoder.predict(x[..., None], batch_size=32, verbose=0) if len(x)
                       else np.zeros((0, base.output_shape[-1]), np.float32))
@@ -150,26 +150,29 @@ class Inception(LogMelKind):
         np.savez(path, **out)
         return out
 
-    def low_passed_copies(self, ctx: TrainContext, cfg: InceptionConfig) -> np.ndarray:
-        """A ``band_limit`` share of the training clips, low-passed (seeded), in order:
-        extra training rows, as a recording sampled at 8-16 kHz looks."""
-        tr = ctx.features.splits["train"]
+    @staticmethod
+    def _low_pass_draw(ctx: TrainContext, cfg: InceptionConfig):
+        """``(BandLimit, cutoff per training clip)`` of the seeded draw (``inf`` = no copy),
+        or ``None`` without ``band_limit``."""
         low_pass = band_limit(ctx.features, cfg.band_limit)
         if low_pass is None:
-            return tr.x[:0]
-        cutoffs = low_pass.draw(np.random.default_rng(ctx.seed), len(tr.x))
+            return None
+        n = len(ctx.features.splits["train"].y)
+        return low_pass, low_pass.draw(np.random.default_rng(ctx.seed), n)
+
+    def low_passed_copies(self, ctx: TrainContext, cfg: InceptionConfig
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """A ``band_limit`` share of the training clips, low-passed, and their labels: extra
+        training rows, as a recording sampled at 8-16 kHz looks."""
+        tr = ctx.features.splits["train"]
+        draw = self._low_pass_draw(ctx, cfg)
+        if draw is None:
+            return tr.x[:0], tr.y[:0]
+        low_pass, cutoffs = draw
         chosen = np.isfinite(cutoffs)
         x = np.array(tr.x[chosen], np.float32)
         low_pass.apply(x, cutoffs[chosen])
-        return x
-
-    def aug_labels(self, ctx: TrainContext, cfg: InceptionConfig) -> np.ndarray:
-        """The labels of :meth:`low_passed_copies` (the same draw)."""
-        tr = ctx.features.splits["train"]
-        low_pass = band_limit(ctx.features, cfg.band_limit)
-        if low_pass is None:
-            return tr.y[:0]
-        return tr.y[np.isfinite(low_pass.draw(np.random.default_rng(ctx.seed), len(tr.y)))]
+        return x, tr.y[chosen]
 
     def prepare(self, ctx: TrainContext, cfg: InceptionConfig) -> Prepared:
         import keras
@@ -180,6 +183,9 @@ class Inception(LogMelKind):
         feat = fs.cfg
         base = inception_base(cfg)
         emb = self.embeddings(ctx, cfg, base)
+        draw = self._low_pass_draw(ctx, cfg)  # the copies' labels (embeddings may be cached)
+        train_y = fs.splits["train"].y
+        aug_y = train_y[np.isfinite(draw[1])] if draw else train_y[:0]
         n_classes = len(fs.classes)
         top = build_top(emb["train"].shape[1], n_classes, cfg, train_embeddings=emb["train"])
         inp = keras.Input(shape=(feat.n_mels, feat.clip_frames, 1), name="log_mel")
@@ -195,7 +201,7 @@ class Inception(LogMelKind):
         return Prepared(
             net=top, servable=servable,
             train={"x": np.concatenate([emb["train"], emb["train_aug"]]),
-                   "y": np.concatenate([fs.splits["train"].y, self.aug_labels(ctx, cfg)]),
+                   "y": np.concatenate([fs.splits["train"].y, aug_y]),
                    "batch_size": ctx.batch_size, "shuffle": True},
             val=(emb["val"], fs.splits["val"].y), track_probs=track_probs,
             labels={s: Labels(ids=v.ids, y=v.y) for s, v in fs.splits.items()},
