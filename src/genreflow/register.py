@@ -125,7 +125,8 @@ def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, audio,
 
 
 def _version_identity(tags: dict) -> dict:
-    return {k: tags.get(k) for k in COMPARED_TAGS}
+    """What decides comparability, plus the data source the reasons name."""
+    return {k: tags.get(k) for k in (*COMPARED_TAGS, "data_source")}
 
 
 def _mismatch(champion: dict, candidate: dict) -> str | None:
@@ -222,8 +223,7 @@ def register_best(
             champ = None
         if champ is not None:
             previous = str(champ.version)
-            mismatch = _mismatch({**_version_identity(champ.tags),
-                                  "data_source": champ.tags.get("data_source")}, ident)
+            mismatch = _mismatch(_version_identity(champ.tags), ident)
             try:  # scored on the same clips in any case, for the record
                 champ_score = score_on_audio(load_predictor(f"models:/{name}@champion"),
                                              val_rows, cfg.audio, log)
