@@ -75,7 +75,7 @@ def main() -> None:
         lambda: pred.kind.audio_windows(y, fe), n)
     from genreflow.inference import forward
 
-    rows[f"  model forward ({len(x)} windows)"], _ = timed(lambda: forward(pred.model, x), n)
+    rows[f"  model forward ({len(x)} windows)"], _ = timed(lambda: forward(pred.model, x, frozen=True), n)
     rows["pyfunc predict (all of the above after JSON)"], _ = timed(lambda: model.predict(df), n)
     width = max(map(len, rows))
     print(f"{args.clip}: {len(raw) / 1024:.0f} KiB, {len(y) / pred.sample_rate:.1f} s; "

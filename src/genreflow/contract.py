@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from genreflow.audio import AudioError, decode, refused, resample
+from genreflow.audio import AudioError, decode, refused, resample, rms
 from genreflow.config import AudioConfig, ConfigError
 
 # reason class -> what it means (stable names: clients may branch on them)
@@ -53,9 +53,9 @@ def check_signal(y: np.ndarray, sr: int, audio: AudioConfig, where: str) -> None
     if seconds < audio.min_seconds:
         raise refused(where, "too_short", f"{seconds:.2f} s of audio, shorter than the minimum "
                       f"of {audio.min_seconds:g} s")
-    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
-    if rms < audio.silence_rms:
-        raise refused(where, "silent", f"RMS {rms:.1e} is below the silence threshold "
+    level = rms(y)
+    if level < audio.silence_rms:
+        raise refused(where, "silent", f"RMS {level:.1e} is below the silence threshold "
                       f"{audio.silence_rms:g} (digital silence or near it)")
 
 

@@ -20,12 +20,18 @@ BUNDLE_MODEL = "model.keras"
 BUNDLE_META = "preprocess.json"
 
 
-def forward(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
+def forward(model, x: np.ndarray, batch: int = 64, *, frozen: bool = False) -> np.ndarray:
     """Softmax outputs of ``model`` for ``x`` in batches, through a compiled graph (one
-    trace per model and input shape; half the time of an eager call on a 30 s clip)."""
+    trace per model and input shape; half the time of an eager call on a 30 s clip).
+
+    ``frozen`` is for a model whose weights no longer change (a loaded bundle): its weights
+    become graph constants, so TensorFlow's graph optimiser folds each batch normalisation
+    into the convolution before it (segcnn on a 30 s clip: 18 -> 13 ms; outputs equal to
+    float32 rounding). Training code must not freeze: the next epoch would not be seen.
+    """
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    call = _compiled(model)
+    call = _compiled(model, frozen)
     return np.concatenate([np.asarray(call(x[i:i + batch]))
                            for i in range(0, len(x), batch)])
 
@@ -33,18 +39,27 @@ def forward(model, x: np.ndarray, batch: int = 64) -> np.ndarray:
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(model):
-    """``model(x, training=False)`` as a ``tf.function`` that accepts any batch size
-    (cached per model, without keeping the model alive)."""
+def _compiled(model, frozen: bool):
+    """``model(x, training=False)`` as a graph that accepts any batch size (cached per model
+    and mode, without keeping the model alive)."""
     import tensorflow as tf
 
-    call = _COMPILED.get(model)
-    if call is None:
+    calls = _COMPILED.setdefault(model, {})
+    if frozen not in calls:
         ref = weakref.ref(model)
         spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        call = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
-        _COMPILED[model] = call
-    return call
+        graph = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
+        if frozen:
+            from tensorflow.python.framework.convert_to_constants import (
+                convert_variables_to_constants_v2,
+            )
+
+            constant = convert_variables_to_constants_v2(graph.get_concrete_function())
+            # called through a tf.function of its own: calling the frozen function directly
+            # binds its arguments by a failing path first (3 ms of error text per call)
+            graph = tf.function(lambda x: constant(x)[0], input_signature=[spec])
+        calls[frozen] = graph
+    return calls[frozen]
 
 
 def mean_by_track(probs: np.ndarray, counts: list[int]) -> np.ndarray:
@@ -108,7 +123,8 @@ class GenrePredictor:
     def probs_from_audio(self, y: np.ndarray) -> np.ndarray:
         """Track probabilities of a mono signal at :attr:`sample_rate`: the mean over its windows."""
         fe = self.pre.front_end
-        return self.kind.aggregate(forward(self.model, self.kind.audio_windows(y, fe)), fe)
+        x = self.kind.audio_windows(y, fe)
+        return self.kind.aggregate(forward(self.model, x, frozen=True), fe)
 
     def predict_file(self, source: str | Path | bytes) -> np.ndarray:
         """Decode any supported audio (path or bytes), resample, and predict."""

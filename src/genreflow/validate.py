@@ -6,10 +6,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
+from genreflow.audio import AudioError, Clip, decode, find_clips, read_source, rms
 from genreflow.config import GTZAN_GENRES, AudioConfig, DataConfig, ValidateConfig
 from genreflow.contract import REASONS, check_signal
 from genreflow.errors import DataError
@@ -28,7 +27,7 @@ def check_clip(clip: Clip, audio: AudioConfig) -> dict:
     try:
         y, sr = decode(clip.path, max_seconds=audio.max_seconds)
         rec.update(seconds=round(len(y) / sr, 3), sample_rate=sr,
-                   rms=float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))))
+                   rms=rms(y))
         check_signal(y, sr, audio, str(clip.path))
     except AudioError as exc:
         rec.update(status=exc.reason, reason=exc.detail)

@@ -13,7 +13,6 @@ Importing this module loads neither TensorFlow nor the weights.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from pathlib import Path
 
@@ -104,13 +103,6 @@ def weights_dir(variant: str, root: str | Path | None = None) -> Path:
     return folder
 
 
-@functools.lru_cache(maxsize=2)
-def _mel_basis() -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
-
-
 def musicnn_front_end(y: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Log-compressed mel spectrogram ``log10(10000 * mel + 1)``: ``(frames, 96)`` float32.
 
@@ -120,7 +112,7 @@ def musicnn_front_end(y: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     power to float16 *before* multiplying by 10000, which overflows to ``inf`` on loud frames
     (power > 6.55); here everything is computed in float32, so loud frames stay finite.
     """
-    import librosa
+    from genreflow.audio import mel_basis, power_spectrogram
 
     if sample_rate != SAMPLE_RATE:
         raise GenreflowError(f"musicnn front-end: audio must be at {SAMPLE_RATE} Hz, "
@@ -129,9 +121,8 @@ def musicnn_front_end(y: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     if y.ndim != 1 or y.size == 0:
         raise GenreflowError(f"musicnn front-end: expected mono samples (1-D, non-empty), "
                              f"got shape {y.shape}")
-    stft = librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH, center=True)
-    power = np.square(np.abs(stft), dtype=np.float32)
-    mel = _mel_basis() @ power
+    power = power_spectrogram(y, N_FFT, HOP_LENGTH)
+    mel = np.asarray(mel_basis(SAMPLE_RATE, N_FFT, N_MELS) @ power)
     return np.log10(np.float32(10000.0) * mel + np.float32(1.0)).T.astype(np.float32)
 
 
