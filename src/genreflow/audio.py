@@ -165,27 +165,34 @@ def _hann(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
-STFT_BLOCK = 256  # frames per FFT call: ~2 MB of temporaries, cache-sized, whatever the clip's length
+STFT_BLOCK = 64  # frames per FFT call: 0.5 MB of scratch that stays in cache, any clip length
+FFT_THREADS = 2  # pocketfft threads per call (a 30 s clip: 5 -> 3 ms)
 
 
 def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     """``|STFT|^2`` as float32, shape ``(n_fft // 2 + 1, 1 + len(y) // hop_length)``.
 
     The same frames as ``librosa.stft(y, n_fft, hop_length, center=True)`` (periodic Hann
-    window, centred frames, zero padding), computed in float32 with pocketfft on every core
+    window, centred frames, zero padding), computed in float32 in small blocks with pocketfft
     and without librosa's per-call checks: 3x faster on a 30 s clip; the log-mel differs from
     librosa's by float32 rounding (< 0.01 dB above the floor; the cached features are float16).
+    The result is a transposed view of a ``(frames, bins)`` array.
     """
     import scipy.fft
 
     y = np.asarray(y, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, n_fft // 2), n_fft)[::hop_length]
-    win = _hann(n_fft)
-    out = np.empty((n_fft // 2 + 1, len(frames)), np.float32)
+    win, bins = _hann(n_fft), n_fft // 2 + 1
+    out = np.empty((len(frames), bins), np.float32)
+    scratch = np.empty((STFT_BLOCK, n_fft), np.float32)
     for s in range(0, len(frames), STFT_BLOCK):
-        spec = scipy.fft.rfft(frames[s:s + STFT_BLOCK] * win, axis=-1, workers=1)
-        out[:, s:s + STFT_BLOCK] = (np.square(spec.real) + np.square(spec.imag)).T
-    return out
+        n = len(frames[s:s + STFT_BLOCK])
+        np.multiply(frames[s:s + n], win, out=scratch[:n])
+        spec = scipy.fft.rfft(scratch[:n], axis=-1, workers=FFT_THREADS)  # complex64
+        parts = spec.view(np.float32).reshape(n, bins, 2)  # (re, im) pairs
+        np.square(parts, out=parts)
+        np.add(parts[..., 0], parts[..., 1], out=out[s:s + n])
+    return out.T
 
 
 @functools.lru_cache(maxsize=8)
