@@ -101,9 +101,11 @@ def main() -> None:
             if args.robustness:
                 import robustness
 
-                test = manifest[manifest["split"] == "test"]
-                results[model][-1]["robustness"] = robustness.evaluate(
-                    sdir / "models" / model, list(test["path"]), list(test["genre"]), cfg.audio)
+                for split, key in (("test", "robustness"), ("val", "robustness_val")):
+                    part = manifest[manifest["split"] == split]  # val: for choosing settings
+                    results[model][-1][key] = robustness.evaluate(
+                        sdir / "models" / model, list(part["path"]), list(part["genre"]),
+                        cfg.audio)
             print(json.dumps(results[model][-1]))
             partial = _summary(args, results, feature_times, classes, embed_times)
             (out / "report.json").write_text(json.dumps(partial, indent=1))
@@ -183,7 +185,9 @@ def _markdown(s: dict) -> str:
     if any("robustness" in run for r in models.values() for run in r["runs"]):
         import robustness
 
-        lines += robustness.markdown({m: r["runs"] for m, r in models.items()})
+        runs = {m: r["runs"] for m, r in models.items()}
+        lines += robustness.markdown(runs)
+        lines += robustness.markdown(runs, "robustness_val", "validation clips, for choosing")
     return "\n".join(lines) + "\n"
 
 

@@ -77,13 +77,16 @@ def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
     return out
 
 
-def markdown(results: dict[str, list[dict]]) -> list[str]:
+def markdown(results: dict[str, list[dict]], key: str = "robustness",
+             clips: str = "test clips") -> list[str]:
     """Rows per model: mean accuracy (and agreement) over seeds for each variant."""
     names = ["original", *VARIANTS]
-    lines = ["", "Robustness (test clips, mean over seeds; accuracy / same answer as the original):",
+    if not any(key in r for runs in results.values() for r in runs):
+        return []
+    lines = ["", f"Robustness ({clips}, mean over seeds; accuracy / same answer as the original):",
              "", "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for model, runs in results.items():
-        rob = [r["robustness"] for r in runs if "robustness" in r]
+        rob = [r[key] for r in runs if key in r]
         if not rob:
             continue
         cells = [f"{np.mean([r[n]['accuracy'] for r in rob]):.3f} / "
