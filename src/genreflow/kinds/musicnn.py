@@ -162,9 +162,11 @@ class Musicnn(ModelKind):
 
         key = self._key(mcfg)
         index = next(weights_dir(mcfg.variant).glob("*.index"))
+        from genreflow import audio
         from genreflow.kinds import musicnn_net
 
-        code = [file_md5(m.__file__) for m in (musicnn_net, sys.modules[__name__])]
+        # the front-end's code: the STFT and loudness in audio, the network, the patches
+        code = [file_md5(m.__file__) for m in (audio, musicnn_net, sys.modules[__name__])]
         cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
                      "loudness_dbfs": LOUDNESS_DBFS,
                      "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
