@@ -9,6 +9,7 @@ from genreflow.config import FeaturesConfig
 
 @pytest.mark.parametrize(("n_fft", "hop", "seconds"), [(2048, 512, 3.0), (512, 256, 1.3),
                                                         (2048, 512, 0.05)])
+@pytest.mark.filterwarnings("ignore:n_fft=.*is too large")  # librosa, on the 0.05 s signal
 def test_power_spectrogram_is_librosas(n_fft, hop, seconds):
     import librosa
 
