@@ -94,6 +94,7 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
         from genreflow.inference import GenrePredictor
 
         self.predictor = GenrePredictor.from_bundle(context.artifacts["bundle"])
+        self.predictor.warm_up()
         self.audio = from_model_config(context.model_config)
 
     @property
