@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genreflow.audio import resample  # soxr HQ, as in the served path
+
 BLOCK = 1 << 15  # libsndfile: write compressed formats in blocks
 
 
@@ -28,17 +30,11 @@ def _encode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> byt
     return buf.getvalue()
 
 
-def _resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:
-    import librosa
-
-    return librosa.resample(y, orig_sr=sr, target_sr=target, res_type="soxr_hq")
-
-
 VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "44.1 kHz stereo WAV": lambda y, sr: _encode(
-        np.stack([_resample(y, sr, 44100)] * 2, axis=1), 44100, "WAV", "PCM_16"),
+        np.stack([resample(y, sr, 44100)] * 2, axis=1), 44100, "WAV", "PCM_16"),
     "MP3": lambda y, sr: _encode(y, sr, "MP3"),
-    "8 kHz WAV": lambda y, sr: _encode(_resample(y, sr, 8000), 8000, "WAV", "PCM_16"),
+    "8 kHz WAV": lambda y, sr: _encode(resample(y, sr, 8000), 8000, "WAV", "PCM_16"),
     "12 dB quieter": lambda y, sr: _encode(y * 10 ** (-12 / 20), sr, "WAV", "PCM_16"),
     "10 s excerpt": lambda y, sr: _encode(
         y[max(0, len(y) // 2 - 5 * sr):len(y) // 2 + 5 * sr], sr, "WAV", "PCM_16"),

@@ -147,8 +147,9 @@ def _stft_db(y: np.ndarray, feat: FeaturesConfig) -> tuple[np.ndarray, np.ndarra
     """Power spectrogram and its dB version (re the clip's maximum, floor -80 dB)."""
     import librosa
 
-    mag = np.abs(librosa.stft(y, n_fft=feat.n_fft, hop_length=feat.hop_length))
-    power = mag.astype(np.float64) ** 2
+    from genreflow.audio import power_spectrogram
+
+    power = power_spectrogram(y, feat.n_fft, feat.hop_length).astype(np.float64)
     db = librosa.power_to_db(power, ref=np.max, top_db=DB_RANGE)
     return power, db
 
