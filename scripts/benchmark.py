@@ -23,7 +23,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from genreflow.tfenv import set_tf_environment  # noqa: E402
+
+set_tf_environment()
 
 
 def main() -> None:

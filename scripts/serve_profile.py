@@ -15,12 +15,13 @@ import argparse
 import base64
 import io
 import json
-import os
 import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from genreflow.tfenv import set_tf_environment  # noqa: E402
+
+set_tf_environment()
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:

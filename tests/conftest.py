@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from genreflow.tfenv import set_tf_environment
+
+set_tf_environment()
 
 TINY_GENRES = ["blues", "classical", "metal"]
 

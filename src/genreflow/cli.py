@@ -25,10 +25,10 @@ PARAMS_DEFAULT = Path("params.yaml")
 
 @app.callback()
 def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter out of the stage logs."""
-    import os
+    """TensorFlow's environment (quiet start-up, oneDNN kernels) before any stage imports it."""
+    from genreflow.tfenv import set_tf_environment
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_tf_environment()
 
 
 def _log(msg: str) -> None:

@@ -47,7 +47,9 @@ def quiet_c_stderr() -> Iterator[None]:
 
 def import_tensorflow() -> None:
     """Import TensorFlow and Keras without their start-up notices on stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from genreflow.tfenv import set_tf_environment
+
+    set_tf_environment()
     if "tensorflow" in sys.modules:
         return
     with quiet_c_stderr():

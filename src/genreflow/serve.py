@@ -18,12 +18,13 @@ import base64
 import binascii
 import io
 import json
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads in the server
+from genreflow.tfenv import set_tf_environment
+
+set_tf_environment()  # before TensorFlow loads in the scoring server (it imports this module)
 
 import mlflow.pyfunc  # noqa: E402
 import numpy as np  # noqa: E402
