@@ -294,3 +294,17 @@ def test_predict_cli_exit_code(tiny_model, tmp_path):
     assert "is a directory" in rows[2]["error"] and "character device" in rows[3]["error"]
     ok = CliRunner().invoke(app, args[:2] + args[6:])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_keep_request_memory_sets_glibc_thresholds(monkeypatch):
+    """On glibc the serving worker raises the mmap and trim thresholds; the environment
+    switch keeps glibc's defaults (and says so by returning False)."""
+    from genreflow.server import ENV_MALLOC, keep_request_memory
+
+    code = ("import sys; from genreflow.server import keep_request_memory; "
+            "sys.exit(0 if keep_request_memory() else 3)")
+    env = {k: v for k, v in os.environ.items() if k != ENV_MALLOC}
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+    monkeypatch.setenv(ENV_MALLOC, "default")
+    assert keep_request_memory() is False

@@ -188,6 +188,33 @@ def model_contract(model) -> AudioConfig:
     return getattr(inner, "audio", None) or AudioConfig()
 
 
+ENV_MALLOC = "GENREFLOW_SERVE_MALLOC"  # "default" keeps glibc's own allocation thresholds
+MALLOC_KEEP_BYTES = 32 * 2**20  # the largest mmap threshold glibc accepts on 64-bit
+
+
+def keep_request_memory() -> bool:
+    """Let glibc keep the few MB a request allocates (decoded audio, spectrogram, windows)
+    instead of returning them to the kernel after every request, on which the next request
+    page-faults them in again. MLflow runs each request in a worker thread, whose malloc
+    arena trims eagerly: there a 30 s request took 8 ms longer than in the main thread.
+
+    Sets ``M_MMAP_THRESHOLD`` to 32 MB and ``M_TRIM_THRESHOLD`` to 64 MB with ``mallopt``;
+    False (nothing changed) off glibc or with ``GENREFLOW_SERVE_MALLOC=default``."""
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get(ENV_MALLOC) == "default":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): keep its defaults
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, MALLOC_KEEP_BYTES)
+                and mallopt(m_trim_threshold, 2 * MALLOC_KEEP_BYTES))
+
+
 def create_app():
     """The guarded scoring app for the model folder in ``$GENREFLOW_SERVE_MODEL``
     (a uvicorn factory: every worker process builds its own)."""
@@ -195,6 +222,7 @@ def create_app():
 
     from genreflow.quiet import import_tensorflow
 
+    keep_request_memory()
     import_tensorflow()
     model = scoring_server.load_model_with_mlflow_config(os.environ[ENV_MODEL])
     audio = model_contract(model)
