@@ -133,12 +133,24 @@ def _read_mono(f: sf.SoundFile, name: str, limit: int | None) -> np.ndarray:
             block = f.read(1 << 16, dtype="float32", always_2d=True)
             if not len(block):
                 break
-            parts.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
+            parts.append(_mono(block))
             n += len(block)
     except Exception as exc:
         raise refused(name, "truncated", f"decoding stopped after {n} frames: "
                       f"{_clean(str(exc))} (the file is cut short or damaged)") from None
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    """The mean of the channels of ``(frames, channels)``, bit for bit ``block.mean(axis=1)``
+    (the same sums in the same order) at a twentieth of its time for stereo: numpy's reduction
+    over a short, strided axis cost 26 ms per 30 s of 44.1 kHz stereo."""
+    mono = block[:, 0].copy()
+    for c in range(1, block.shape[1]):
+        mono += block[:, c]
+    if block.shape[1] > 1:
+        mono /= np.float32(block.shape[1])
+    return mono
 
 
 def _clean(msg: str) -> str:
