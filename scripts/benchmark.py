@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from genreflow.tfenv import set_tf_environment  # noqa: E402
+from genreflow.tfenv import set_tf_environment
 
 set_tf_environment()
 

@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from genreflow.tfenv import set_tf_environment  # noqa: E402
+from genreflow.tfenv import set_tf_environment
 
 set_tf_environment()
 

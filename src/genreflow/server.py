@@ -202,14 +202,12 @@ def keep_request_memory() -> bool:
     Sets ``M_MMAP_THRESHOLD`` to 32 MB and ``M_TRIM_THRESHOLD`` to 64 MB with ``mallopt``;
     False (nothing changed) off glibc or with ``GENREFLOW_SERVE_MALLOC=default``."""
     import ctypes
-    import ctypes.util
 
     if os.environ.get(ENV_MALLOC) == "default":
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): keep its defaults
+    try:  # the process's own symbols: no library search (find_library runs ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no mallopt (macOS): keep the allocator's defaults
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, MALLOC_KEEP_BYTES)
