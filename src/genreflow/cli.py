@@ -31,6 +31,14 @@ def _quiet_tensorflow() -> None:
     set_tf_environment()
 
 
+def _load_tensorflow() -> None:
+    """Import TensorFlow now, with its start-up notices (oneDNN, absl) kept off stderr: for the
+    commands that train, embed or score models (a later plain ``import keras`` would print them)."""
+    from genreflow.quiet import import_tensorflow
+
+    import_tensorflow()
+
+
 def _log(msg: str) -> None:
     typer.echo(msg, err=True)
 
@@ -193,6 +201,7 @@ def embed(params: Params = PARAMS_DEFAULT,
           manifest: Path = paths.SPLIT_MANIFEST,
           out: Path = paths.EMBEDDINGS_DIR) -> None:
     """Embeddings of every clip by the frozen pretrained bases of the kinds in train.models."""
+    _load_tensorflow()
     import pandas as pd
 
     from genreflow.audio import read_source
@@ -240,6 +249,7 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
           max_epochs: Annotated[int | None, typer.Option(help="Override train.max_epochs.")] = None,
           ) -> None:
     """Stage 5: train one model; log params, curves, confusion matrices and model to MLflow."""
+    _load_tensorflow()
     from genreflow.train import train_model
 
     cfg = _cfg(params)
@@ -262,6 +272,7 @@ def tune(params: Params = PARAMS_DEFAULT,
          = None,
          out: Path = paths.TUNE_REPORTS) -> None:
     """Optuna study over optimiser and learning rate; resumes a stored study."""
+    _load_tensorflow()
     from genreflow.tune import tune as run_study
 
     cfg = _cfg(params)
@@ -276,6 +287,7 @@ def register(params: Params = PARAMS_DEFAULT,
              manifest: Path = paths.SPLIT_MANIFEST,
              out: Path = paths.REGISTER_REPORT) -> None:
     """Register the best run (by validation) and move `champion` if it wins."""
+    _load_tensorflow()
     from genreflow.register import register_best
 
     cfg = _cfg(params)

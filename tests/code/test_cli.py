@@ -100,3 +100,15 @@ def test_debug_switch_shows_the_traceback_of_a_user_error(tmp_path: Path):
     loud = _cli(["split"], tmp_path, debug=True)
     assert loud.returncode == 1
     assert "Traceback" in loud.stderr and "MissingInputError" in loud.stderr, loud.stderr
+
+
+def test_commands_that_load_models_keep_tensorflow_notices_off_stderr():
+    """With oneDNN on (genreflow.tfenv), TensorFlow prints its notice at import; the commands
+    that train, embed or score load it quietly first, so a later ``import keras`` stays silent."""
+    code = ("from genreflow.tfenv import set_tf_environment; set_tf_environment(); "
+            "from genreflow.cli import _load_tensorflow; _load_tensorflow(); import keras")
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
+    env.pop("GENREFLOW_DECODER_STDERR", None)
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "oneDNN" not in res.stderr and "absl" not in res.stderr, res.stderr
