@@ -1,4 +1,4 @@
-"""Tests for genreflow.figures: per-clip figures 1-5 and the shared report plots."""
+"""Tests for genreflow.figures (per-clip figures 1-5) and genreflow.plots (run charts)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,8 @@ from genreflow.figures import (
     choose_clips,
     draw_clip_figures,
     make_figures,
-    plot_class_counts,
-    plot_confusion_matrix,
-    plot_learning_curves,
 )
+from genreflow.plots import plot_class_counts, plot_confusion_matrix, plot_learning_curves
 
 SR = 22050
 GENRES = ("blues", "jazz", "rock")

@@ -1,11 +1,11 @@
-"""Stage ``figures``: the paper's per-clip figures 1-5, plus shared report plots.
+"""Stage ``figures``: the paper's per-clip figures 1-5.
 
 Per clip: (1) raw waveform, (2) linear-frequency dB spectrogram (0-10 kHz),
 (3) log-frequency dB spectrogram, (4) spectral roll-off over the waveform,
 (5) chroma. One STFT per clip feeds figures 2-5.
 
-Also the plots other stages use: confusion matrix, learning curves and
-per-genre class counts.
+The charts of runs and data (confusion matrix, learning curves, clips per genre) are in
+:mod:`genreflow.plots`.
 
 Everything draws on :class:`matplotlib.figure.Figure` objects (no pyplot, no
 global state, no GUI backend); matplotlib and librosa are imported lazily.
@@ -23,11 +23,10 @@ from genreflow.audio import AudioError, Clip, decode, find_clips, read_source
 from genreflow.config import ConfigError, FeaturesConfig, FiguresConfig
 from genreflow.errors import DataError
 from genreflow.parallel import parallel_map
+from genreflow.plots import colorbar, save_png
 
 if TYPE_CHECKING:
-    import pandas as pd
     from matplotlib.axes import Axes
-    from matplotlib.cm import ScalarMappable
     from matplotlib.figure import Figure
 
 FIGURE_KINDS: tuple[str, ...] = ("waveform", "spectrogram", "log_spectrogram", "rolloff", "chroma")
@@ -85,13 +84,6 @@ def _title(clip_id: str, what: str, source_label: str) -> str:
     return f"{clip_id} — {what}" + (f" [{source_label}]" if source_label else "")
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    """A figure laid out by matplotlib's constrained layout (for the report plots)."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
 def _clip_figure(
     width: float, height: float, colorbar: bool = False, right_axis: bool = False
 ) -> tuple[Figure, Axes, Axes | None]:
@@ -109,12 +101,6 @@ def _clip_figure(
         cax = fig.add_axes(((width - right + 0.12) / width, bottom / height, 0.16 / width,
                             1 - (bottom + top) / height))
     return fig, ax, cax
-
-
-def _save(fig: Figure, path: Path, dpi: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
 
 
 def _envelope(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,13 +142,6 @@ def _stft_db(y: np.ndarray, feat: FeaturesConfig) -> tuple[np.ndarray, np.ndarra
 
 def _frame_times(n_frames: int, feat: FeaturesConfig) -> np.ndarray:
     return np.arange(n_frames) * feat.hop_length / feat.sample_rate
-
-
-def _colorbar(
-    fig: Figure, mappable: ScalarMappable, ax: Axes, label: str, cax: Axes | None = None
-) -> None:
-    cb = fig.colorbar(mappable, ax=None if cax is not None else ax, cax=cax, pad=0.01)
-    cb.set_label(label)
 
 
 def draw_clip_figures(
@@ -208,7 +187,7 @@ def _draw_decoded(
     _draw_waveform(ax, y, sr)
     ax.axhline(0, color="0.4", linewidth=0.5)
     ax.set_title(_title(clip_id, f"raw waveform ({sr} Hz, {duration:.1f} s)", source_label))
-    paths.append(_save(fig, out("waveform"), dpi))
+    paths.append(save_png(fig, out("waveform"), dpi))
 
     # (2) linear-frequency spectrogram, 0-10 kHz
     fmax = min(LINEAR_MAX_HZ, sr / 2)
@@ -224,8 +203,8 @@ def _draw_decoded(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz)")
     ax.set_title(_title(clip_id, "spectrogram (STFT, linear frequency)", source_label))
-    _colorbar(fig, im, ax, db_label, cax)
-    paths.append(_save(fig, out("spectrogram"), dpi))
+    colorbar(fig, im, ax, db_label, cax)
+    paths.append(save_png(fig, out("spectrogram"), dpi))
 
     # (3) log-frequency spectrogram
     fig, ax, cax = _clip_figure(10, 4.2, colorbar=True)
@@ -245,8 +224,8 @@ def _draw_decoded(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz, log scale)")
     ax.set_title(_title(clip_id, "log-frequency spectrogram", source_label))
-    _colorbar(fig, mesh, ax, db_label, cax)
-    paths.append(_save(fig, out("log_spectrogram"), dpi))
+    colorbar(fig, mesh, ax, db_label, cax)
+    paths.append(save_png(fig, out("log_spectrogram"), dpi))
 
     # (4) spectral roll-off over the waveform
     rolloff = librosa.feature.spectral_rolloff(
@@ -264,7 +243,7 @@ def _draw_decoded(
     ax2.legend(loc="upper right", fontsize="small", framealpha=0.85)
     ax.set_ylabel("amplitude (full scale)", color="0.35")
     ax.set_title(_title(clip_id, "spectral roll-off over the waveform", source_label))
-    paths.append(_save(fig, out("rolloff"), dpi))
+    paths.append(save_png(fig, out("rolloff"), dpi))
 
     # (5) chroma
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=feat.n_fft,
@@ -277,8 +256,8 @@ def _draw_decoded(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("pitch class")
     ax.set_title(_title(clip_id, "chromagram (STFT chroma, 12 pitch classes)", source_label))
-    _colorbar(fig, im, ax, "relative energy (max per frame = 1)", cax)
-    paths.append(_save(fig, out("chroma"), dpi))
+    colorbar(fig, im, ax, "relative energy (max per frame = 1)", cax)
+    paths.append(save_png(fig, out("chroma"), dpi))
     return paths
 
 
@@ -340,115 +319,3 @@ def _draw_first(
             continue
         return _draw_decoded(cand.clip_id, y, sr, out_dir, feat, dpi, label), messages
     return [], messages
-
-
-# --------------------------------------------------------------------------- report plots
-
-
-def plot_confusion_matrix(cm: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
-    """Confusion matrix: rows = true label, columns = predicted; counts annotated,
-    colour = row-normalised fraction (recall). Overall accuracy is shown under the title."""
-    cm = np.asarray(cm)
-    n = cm.shape[0]
-    if cm.shape != (n, n) or len(class_names) != n:
-        raise ValueError(f"confusion matrix shape {cm.shape} does not match {len(class_names)} "
-                         "class names")
-    totals = cm.sum(axis=1, keepdims=True)
-    frac = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
-    total = cm.sum()
-    acc = float(np.trace(cm) / total) if total else float("nan")
-
-    size = max(4.5, 0.6 * n + 2.5)
-    fig = _new_figure(size + 1.2, size)
-    ax = fig.add_subplot()
-    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    fontsize = 9 if n <= 12 else 7 if n <= 20 else 5
-    is_int = np.issubdtype(cm.dtype, np.integer) or np.allclose(cm, np.round(cm))
-    for i in range(n):
-        for j in range(n):
-            text = f"{int(round(cm[i, j]))}" if is_int else f"{cm[i, j]:.2f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                    color="white" if frac[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
-    acc_text = f"accuracy {acc:.1%} ({int(np.trace(cm))}/{int(total)})" if total else "no samples"
-    ax.set_title(f"{title}\n{acc_text}")
-    _colorbar(fig, im, ax, "fraction of true class")
-    return _save(fig, Path(path), 100)
-
-
-def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path,
-                         best_epoch: int | None = None) -> Path:
-    """Two panels, accuracy and loss vs epoch (train and validation, epochs from 1), with
-    ``best_epoch`` marked: the epoch whose weights early stopping restored."""
-    hist = {k: np.asarray(v, dtype=float) for k, v in history.items() if len(v)}
-    best = best_epoch - 1 if best_epoch else None
-
-    fig = _new_figure(11, 4)
-    axes = fig.subplots(1, 2)
-    for ax, metric, label in ((axes[0], "accuracy", "accuracy"), (axes[1], "loss", "loss")):
-        drawn = False
-        for key, name, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
-            if key in hist:
-                epochs = np.arange(1, len(hist[key]) + 1)
-                ax.plot(epochs, hist[key], style, label=name, linewidth=1.4,
-                        marker="o" if len(epochs) <= 30 else None, markersize=3)
-                drawn = True
-        if best is not None:
-            ax.axvline(best + 1, color="tab:green", linestyle=":", linewidth=1.2,
-                       label=f"restored weights (epoch {best + 1})")
-            key = f"val_{metric}"
-            if key in hist and best < len(hist[key]):
-                ax.plot(best + 1, hist[key][best], "*", color="tab:green", markersize=11)
-        if not drawn:
-            ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-        if drawn or best is not None:
-            ax.legend(fontsize="small")
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(title)
-    return _save(fig, Path(path), 100)
-
-
-def plot_class_counts(counts: pd.DataFrame, title: str, path: Path) -> Path:
-    """Grouped bar chart: one group per row (genre), one bar per numeric column
-    (e.g. train/val/test, or a single count column). Bars are labelled with counts."""
-    import pandas as pd
-
-    df = counts.to_frame() if isinstance(counts, pd.Series) else counts
-    if isinstance(df.index, pd.RangeIndex):
-        text_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-        if text_cols:
-            df = df.set_index(text_cols[0])
-    df = df.select_dtypes("number")
-    if df.shape[1] == 0:
-        raise ValueError("plot_class_counts: no numeric columns to plot")
-    rows, cols = [str(i) for i in df.index], [str(c) for c in df.columns]
-    n, k = len(rows), len(cols)
-
-    fig = _new_figure(max(6.0, 0.55 * n * max(1, k) ** 0.5 + 2), 4.2)
-    ax = fig.add_subplot()
-    width = 0.8 / k
-    x = np.arange(n)
-    for j, col in enumerate(cols):
-        values = df.iloc[:, j].to_numpy(dtype=float)
-        bars = ax.bar(x - 0.4 + width * (j + 0.5), values, width, label=col)
-        if n * k <= 60:
-            ax.bar_label(bars, labels=[f"{v:g}" for v in values], fontsize=7, padding=1)
-    ax.set_xticks(x, rows, rotation=30 if n > 6 else 0, ha="right" if n > 6 else "center")
-    ax.set_xlabel(str(df.index.name or "genre"))
-    ax.set_ylabel("number of clips")
-    ax.set_title(title)
-    ax.margins(y=0.12)
-    ax.grid(axis="y", alpha=0.3)
-    if k > 1:
-        ax.legend(fontsize="small")
-    return _save(fig, Path(path), 100)

@@ -155,7 +155,7 @@ def write_split(manifest: pd.DataFrame, report: dict, cfg: SplitConfig,
         "counts": {s: int(table[s].sum()) for s in SPLITS},
     }
     (reports_dir / "split.json").write_text(json.dumps(summary, indent=1))
-    from genreflow.figures import plot_class_counts
+    from genreflow.plots import plot_class_counts
 
     plot_class_counts(table, f"Clips per split and genre [{report['data_source']}]",
                       reports_dir / "split_counts.png")

@@ -241,7 +241,7 @@ def _write_outputs(prep: Prepared, pre: Preprocess, history: dict, evals: dict, 
     """Files for DVC (bundle, metrics, plots) and the same as MLflow artefacts."""
     import mlflow
 
-    from genreflow.figures import plot_confusion_matrix, plot_learning_curves
+    from genreflow.plots import plot_confusion_matrix, plot_learning_curves
     from genreflow.tracking import log_keras_model
 
     name, classes = pre.kind, prep.classes

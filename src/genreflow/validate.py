@@ -116,7 +116,7 @@ def write_report(report: dict, out_dir: Path) -> None:
     (out_dir / "validate_summary.json").write_text(json.dumps(
         {"data_source": report["data_source"], "n_files": report["n_files"],
          "n_ok": report["n_ok"], **{f"n_{k}": v for k, v in report["counts"].items()}}, indent=1))
-    from genreflow.figures import plot_class_counts
+    from genreflow.plots import plot_class_counts
 
     plot_class_counts(table[["ok"]].rename(columns={"ok": "usable clips"}),
                       f"Usable clips per genre [{report['data_source']}]",
