@@ -164,7 +164,8 @@ def main() -> None:
     where.add_argument("--serve", metavar="MODEL_URI", help="start `genreflow serve MODEL_URI`")
     ap.add_argument("--pid", type=int, help="server pid (with --url) for the memory columns")
     ap.add_argument("--workers", type=int, default=1, help="with --serve")
-    ap.add_argument("--clips", default=os.path.join(os.environ.get("GTZAN_DIR", "../shared/gtzan"), "*/*.ogg"))
+    ap.add_argument("--clips", default=os.path.join(os.environ.get("GTZAN_DIR", "../shared/gtzan"), "*/*.ogg"),
+                    help="a glob of audio files, or a data folder (<genre>/<clip>)")
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--bad-fraction", type=float, default=0.2)
@@ -175,7 +176,12 @@ def main() -> None:
                          "decoding Ogg Vorbis alone takes ~17 ms of a 30 s request)")
     args = ap.parse_args()
 
-    clips = sorted(glob.glob(args.clips))
+    if os.path.isdir(args.clips):
+        from genreflow.audio import find_clips
+
+        clips = [str(c.path) for c in find_clips(args.clips)]
+    else:
+        clips = sorted(glob.glob(args.clips))
     if not clips:
         raise SystemExit(f"no clips match {args.clips}")
     rng = random.Random(args.seed)

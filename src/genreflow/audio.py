@@ -180,7 +180,11 @@ def _hann(n_fft: int) -> np.ndarray:
 
 
 STFT_BLOCK = 64  # frames per FFT call: 0.5 MB of scratch that stays in cache, any clip length
-FFT_THREADS = 2  # pocketfft threads per call (the FFTs of a 30 s clip: 8 -> 5 ms)
+# pocketfft threads per call. One: on a 2-core Xeon (AVX-512) two threads made the STFT of a
+# 30 s clip slower (13.6 against 9.0 ms, thread hand-offs on 20 small calls) and a lone
+# served request 59.6 -> 57.2 ms at the median of 5 runs; the server's workers and the
+# features stage's processes already keep every core busy under load.
+FFT_THREADS = 1
 
 
 def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
