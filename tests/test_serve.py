@@ -296,6 +296,34 @@ def test_predict_cli_exit_code(tiny_model, tmp_path):
     assert ok.exit_code == 0, ok.output
 
 
+def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, tmp_path):
+    """A training run's window-level model (or any other MLflow model) is refused by both,
+    with the same message, before a server starts or a file is read."""
+    import mlflow.pyfunc
+    from typer.testing import CliRunner
+
+    from genreflow.cli import app
+    from genreflow.serve import is_audio_model_folder
+
+    class Doubler(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input * 2
+
+    other = tmp_path / "other"
+    mlflow.pyfunc.save_model(str(other), python_model=Doubler())
+    assert is_audio_model_folder(tiny_model.model) and not is_audio_model_folder(other)
+    none = ["--params", str(tmp_path / "none.yaml")]
+    served = subprocess.run(  # a process with a timeout: without the check a server starts
+        [sys.executable, "-m", "genreflow.cli", "serve", str(other), "--port", str(_free_port()),
+         *none], capture_output=True, text=True, timeout=120)
+    song = write_tone(tmp_path / "song.wav", seconds=3.0)
+    predicted = CliRunner().invoke(app, ["predict", str(song), "--model", str(other), *none])
+    for code, output in ((served.returncode, served.stderr), (predicted.exit_code,
+                                                              predicted.output)):
+        assert code == 1, output
+        assert "not a genreflow audio model" in output and "log-mel windows, not audio" in output
+
+
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_keep_request_memory_sets_glibc_thresholds(monkeypatch):
     """On glibc the serving worker raises the mmap and trim thresholds; the environment

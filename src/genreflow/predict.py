@@ -50,7 +50,7 @@ def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    from genreflow.serve import AudioGenreModel
+    from genreflow.serve import AudioGenreModel, not_an_audio_model
 
     local = Path(model_uri)
     if "://" not in model_uri and not model_uri.startswith(("models:", "runs:")):
@@ -75,8 +75,7 @@ def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
     except MlflowException:
         python_model = None
     if not isinstance(python_model, AudioGenreModel) or python_model.predictor is None:
-        raise GenreflowError(f"{model_uri}: not a genreflow audio model (expected one logged "
-                             "by `genreflow register`, e.g. models:/<name>@champion)")
+        raise GenreflowError(not_an_audio_model(model_uri))
     return python_model.predictor, python_model.audio
 
 

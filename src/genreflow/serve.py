@@ -213,6 +213,28 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
+def not_an_audio_model(model_uri: str) -> str:
+    """The one message for a model that is not :class:`AudioGenreModel` (e.g. a training run's
+    window-level Keras model, which takes log-mel windows, not audio)."""
+    return (f"{model_uri}: not a genreflow audio model (expected one logged by "
+            "`genreflow register`, e.g. models:/<name>@champion; a training run's own model "
+            "takes log-mel windows, not audio)")
+
+
+def is_audio_model_folder(folder: Path) -> bool:
+    """Whether the MLflow model in ``folder`` is one :func:`log_audio_model` wrote, read from
+    its ``MLmodel`` file alone (no model loaded): a python model carrying a ``bundle``."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load((Path(folder) / "MLmodel").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    pyfunc = (spec.get("flavors") or {}).get("python_function") or {}
+    return (pyfunc.get("loader_module") == "mlflow.pyfunc.model"
+            and "bundle" in (pyfunc.get("artifacts") or {}))
+
+
 def log_audio_model(bundle_dir: Path, name: str = "audio_model",
                     audio: AudioConfig | None = None, registered_model_name: str | None = None,
                     step: int = 0):

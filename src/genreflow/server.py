@@ -249,6 +249,10 @@ def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, workers: in
                                  "first (`genreflow register`) or check MLFLOW_TRACKING_URI") from None
     if not (local / "MLmodel").is_file():
         raise GenreflowError(f"{model_uri}: not an MLflow model (no MLmodel file)")
+    from genreflow.serve import is_audio_model_folder, not_an_audio_model
+
+    if not is_audio_model_folder(local):
+        raise GenreflowError(not_an_audio_model(model_uri))
     os.environ[ENV_MODEL] = str(local)
     os.environ["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] = str(timeout)
     uvicorn.run("genreflow.server:create_app", factory=True, host=host, port=port,
