@@ -296,7 +296,6 @@ def test_predict_cli_exit_code(tiny_model, tmp_path):
     assert ok.exit_code == 0, ok.output
 
 
-@pytest.mark.filterwarnings("ignore:Add type hints")  # MLflow's hint for the stand-in model
 def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, tmp_path):
     """A training run's window-level model (or any other MLflow model) is refused by both,
     with the same message, before a server starts or a file is read."""
@@ -307,7 +306,7 @@ def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, t
     from genreflow.serve import is_audio_model_folder
 
     class Doubler(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
+        def predict(self, context, model_input: list[str], params=None) -> list[str]:
             return model_input * 2
 
     other = tmp_path / "other"
