@@ -33,6 +33,7 @@ import pandas as pd  # noqa: E402
 from genreflow.config import AudioConfig  # noqa: E402
 
 AUDIO_COLUMN = "audio"
+BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact holding the model bundle
 RUNTIME_PACKAGES: tuple[str, ...] = ("mlflow", "tensorflow-cpu", "keras", "librosa", "soundfile",
                                      "soxr", "numpy", "pandas")
 
@@ -94,7 +95,7 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
         import_tensorflow()
         from genreflow.inference import GenrePredictor
 
-        self.predictor = GenrePredictor.from_bundle(context.artifacts["bundle"])
+        self.predictor = GenrePredictor.from_bundle(context.artifacts[BUNDLE_ARTIFACT])
         self.predictor.warm_up()
         self.audio = from_model_config(context.model_config)
 
@@ -232,7 +233,7 @@ def is_audio_model_folder(folder: Path) -> bool:
         return False
     pyfunc = (spec.get("flavors") or {}).get("python_function") or {}
     return (pyfunc.get("loader_module") == "mlflow.pyfunc.model"
-            and "bundle" in (pyfunc.get("artifacts") or {}))
+            and BUNDLE_ARTIFACT in (pyfunc.get("artifacts") or {}))
 
 
 def log_audio_model(bundle_dir: Path, name: str = "audio_model",
@@ -255,7 +256,7 @@ def log_audio_model(bundle_dir: Path, name: str = "audio_model",
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=AudioGenreModel(),
-        artifacts={"bundle": str(bundle_dir)},
+        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
         model_config=to_model_config(audio),
         signature=_signature(list(meta["classes"])),
         input_example=example,

@@ -1,5 +1,7 @@
 """The charts and table of an Optuna study: written by ``genreflow tune`` beside the study.
 
+``metric`` names the study's objective (the y axis; :data:`genreflow.tune.OBJECTIVE_METRIC`).
+
 ``optimization_history.png``, ``param_importances.png`` (fANOVA), ``lr_vs_optimizer.png`` and
 ``trials.csv``; a chart that cannot be drawn (importances need two complete trials whose
 settings differ) is replaced by a ``.txt`` note saying why.
@@ -13,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genreflow.plots import new_figure
-from genreflow.tune import OBJECTIVE_METRIC
+from genreflow.plots import new_figure, save_png
 
 if TYPE_CHECKING:
     import optuna
@@ -31,7 +32,7 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def plot_history(study: optuna.Study) -> Figure:
+def plot_history(study: optuna.Study, metric: str) -> Figure:
     """Objective value per trial with the best-so-far line; pruned trials at their last report."""
     from matplotlib.ticker import MaxNLocator
     from optuna.trial import TrialState
@@ -52,7 +53,7 @@ def plot_history(study: optuna.Study) -> Figure:
     if pruned:
         ax.plot([t.number for t in pruned], [t.intermediate_values[t.last_step] for t in pruned],
                 "x", color="tab:gray", label="pruned (last report)")
-    ax.set(xlabel="trial", ylabel=OBJECTIVE_METRIC, title=f"Optimisation history: {study.study_name} {_source(study)}")
+    ax.set(xlabel="trial", ylabel=metric, title=f"Optimisation history: {study.study_name} {_source(study)}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if xs or pruned:
@@ -60,7 +61,7 @@ def plot_history(study: optuna.Study) -> Figure:
     return fig
 
 
-def plot_importances(study: optuna.Study) -> Figure:
+def plot_importances(study: optuna.Study, metric: str) -> Figure:
     """Hyper-parameter importances (Optuna's default fANOVA evaluator); raises if not computable."""
     import optuna
 
@@ -74,13 +75,12 @@ def plot_importances(study: optuna.Study) -> Figure:
     ax = fig.add_subplot()
     ax.barh(names, [imp[n] for n in names], color="tab:blue")
     ax.set(xlabel="importance (fANOVA)", xlim=(0, 1),
-           title=f"Hyper-parameter importance on {OBJECTIVE_METRIC} {_source(study)}")
+           title=f"Hyper-parameter importance on {metric} {_source(study)}")
     return fig
 
 
-def plot_lr_by_optimizer(study: optuna.Study) -> Figure:
+def plot_lr_by_optimizer(study: optuna.Study, metric: str) -> Figure:
     """Objective value against learning rate (log scale), one colour per optimiser."""
-
     fig = new_figure(6.5, 4)
     ax = fig.add_subplot()
     groups: dict[str, list[tuple[float, float]]] = {}
@@ -92,7 +92,7 @@ def plot_lr_by_optimizer(study: optuna.Study) -> Figure:
         lr, val = zip(*groups[opt], strict=True)
         ax.scatter(lr, val, label=opt, s=36, alpha=0.85)
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate", ylabel=OBJECTIVE_METRIC,
+    ax.set(xlabel="learning rate", ylabel=metric,
            title=f"Learning rate vs optimiser (complete trials) {_source(study)}")
     from matplotlib.ticker import LogLocator, NullFormatter
 
@@ -104,8 +104,8 @@ def plot_lr_by_optimizer(study: optuna.Study) -> Figure:
     return fig
 
 
-def write_study_report(study: optuna.Study, out: Path, log: Callable[[str], None] = print,
-                       dpi: int = 100) -> list[Path]:
+def write_study_report(study: optuna.Study, out: Path, metric: str,
+                       log: Callable[[str], None] = print, dpi: int = 100) -> list[Path]:
     """Figures and ``trials.csv`` of ``study`` in ``out``; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -116,7 +116,7 @@ def write_study_report(study: optuna.Study, out: Path, log: Callable[[str], None
              "lr_vs_optimizer.png": plot_lr_by_optimizer}
     for fname, plot in plots.items():
         try:
-            fig = plot(study)
+            fig = plot(study, metric)
         except Exception as exc:  # importances need >= 2 complete trials with varying params
             note = f"{fname}: not drawn ({type(exc).__name__}: {exc})"
             log(note)
@@ -125,6 +125,5 @@ def write_study_report(study: optuna.Study, out: Path, log: Callable[[str], None
             files.append((out / fname).with_suffix(".txt"))
             continue
         (out / fname).with_suffix(".txt").unlink(missing_ok=True)
-        fig.savefig(out / fname, dpi=dpi, format="png")
-        files.append(out / fname)
+        files.append(save_png(fig, out / fname, dpi))
     return files

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from genreflow.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
 from genreflow.paths import FEATURES_DIR
+from genreflow.study_report import write_study_report
 
 if TYPE_CHECKING:
     import optuna
@@ -366,8 +367,6 @@ def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | No
     mlflow.log_metrics(metrics)
     with tempfile.TemporaryDirectory(prefix="genreflow-tune-") as tmp:
         out = Path(out_dir) if out_dir else Path(tmp)
-        from genreflow.study_report import write_study_report
-
-        write_study_report(study, out, log)
+        write_study_report(study, out, OBJECTIVE_METRIC, log)
         (out / "tune.json").write_text(json.dumps(summary, indent=1, default=str))
         mlflow.log_artifacts(str(out), artifact_path="study")
