@@ -42,8 +42,8 @@ class MusicnnConfig(KindConfig):
     layer: str = "penultimate"          # the embedding the top reads
     top: str = "linear"                 # linear | dense
     dense: int = 128                    # units of the dense top
-    dropout: float = 0.3
-    l2: float = 0.03                    # L2 penalty on the top's weights (per weight, per sample)
+    dropout: float = 0.0                # on the top's input (and hidden layer)
+    l2: float = 0.02                    # L2 penalty on the top's weights (per weight, per sample)
     band_limit: float = 0.5             # share of training clips with one extra 7-12 kHz copy
     trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
     lr_plateau: int = 3
