@@ -67,24 +67,30 @@ class SpecAugment(layers.Layer):
         return {**super().get_config(), "freq_mask": self.freq_mask, "time_mask": self.time_mask}
 
 
+#: Sample rates recordings commonly come at below GTZAN's 22.05 kHz: telephone (8 kHz),
+#: 11.025 kHz, wideband (16 kHz). The low-pass augmentation cuts at the band edge of one.
+LOW_RATES = (8000, 11025, 16000)
+
+
 class BandLimit:
-    """Low-pass augmentation on normalised log-mels: the bands above a random cutoff are
-    set to the front-end's floor, as in audio recorded or resampled at a low rate.
+    """Low-pass augmentation on normalised log-mels: the bands above a cutoff are set to the
+    front-end's floor, as in audio recorded or resampled at a low rate.
 
     ``band_hz``: centre frequency of each mel band; ``floor``: the normalised value of the
-    floor in each band; a crop is cut with probability ``p`` at a cutoff drawn uniformly in
-    ``[low_hz, high_hz]``.
+    floor in each band; a crop is cut with probability ``p`` at half a sample rate drawn
+    from ``rates`` (equally likely), less 0-10 % (a resampler's transition band starts
+    below the Nyquist frequency). Rates, not a uniform cutoff: measured on the cnn, a
+    uniform 3.5-10 kHz cutoff seldom fell near 4 kHz, and real 8 kHz files cost it 12 points.
     """
 
     def __init__(self, band_hz: np.ndarray, floor: np.ndarray, p: float,
-                 low_hz: float = 3500.0, high_hz: float | None = None):
+                 rates: tuple[int, ...] = LOW_RATES):
         self.band_hz = np.asarray(band_hz, np.float32)
         self.floor = np.asarray(floor, np.float32)
-        self.p, self.low = p, low_hz
-        self.high = high_hz if high_hz is not None else 0.9 * float(self.band_hz.max())
+        self.p, self.rates = p, np.asarray(rates, np.float64)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        cut = rng.uniform(self.low, self.high, n)
+        cut = rng.choice(self.rates, n) / 2 * rng.uniform(0.9, 1.0, n)
         return np.where(rng.random(n) < self.p, cut, np.inf)
 
     def apply(self, x: np.ndarray, cutoffs: np.ndarray) -> None:

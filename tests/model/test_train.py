@@ -220,14 +220,14 @@ def test_band_limit_sets_high_bands_to_the_floor_and_is_seeded():
     floor = np.array([-1.0, -2.0, -3.0, -4.0], np.float32)
     x = np.ones((3, 4, 50), np.float32)
     crops = RandomCrops(x, np.array([0, 1, 2]), width=10, per_clip=20, batch_size=60, seed=3,
-                        band_limit=BandLimit(hz, floor, p=0.5, low_hz=3500, high_hz=8000))
+                        band_limit=BandLimit(hz, floor, p=0.5, rates=(8000, 16000)))
     xb = crops[0][0][..., 0]
     cut = np.isfinite(crops.cutoff)  # the crops that were low-passed
     assert 10 < cut.sum() < 50  # about half of the 60 crops
     assert np.all(xb[cut, 3, :] == -4.0) and np.all(xb[~cut] == 1.0)  # 9 kHz band: floor
-    assert np.all(xb[:, :2, :] == 1.0)  # bands under 3.5 kHz are never cut
+    assert np.all(xb[:, :2, :] == 1.0)  # bands under 3.6 kHz are never cut
     again = RandomCrops(x, np.array([0, 1, 2]), width=10, per_clip=20, batch_size=60, seed=3,
-                        band_limit=BandLimit(hz, floor, p=0.5, low_hz=3500, high_hz=8000))
+                        band_limit=BandLimit(hz, floor, p=0.5, rates=(8000, 16000)))
     assert np.array_equal(again[0][0], crops[0][0])
 
 

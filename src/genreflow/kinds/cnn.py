@@ -17,7 +17,7 @@ class CnnConfig(KindConfig):
     filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     dense: int = 128
     dropout: float = 0.3
-    band_limit: float = 0.3   # share of training clips low-passed at a random 3.5-10 kHz per epoch
+    band_limit: float = 0.3   # share of training clips low-passed as 8, 11 or 16 kHz audio, per epoch
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -34,7 +34,7 @@ class InceptionConfig(KindConfig):
     image_size: int = 139     # InceptionV3 needs >= 75
     dense: int = 256
     dropout: float = 0.3
-    band_limit: float = 0.3   # share of training clips with an extra low-passed copy (3.5-10 kHz)
+    band_limit: float = 0.3   # share of training clips with an extra copy low-passed as 8-16 kHz audio
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,12 +105,15 @@ def cache_key(features_dir: Path, cfg: InceptionConfig, seed: int) -> str:
     """Everything the embeddings depend on."""
     import keras
 
+    from genreflow.keras_parts import LOW_RATES
+
     feats = sorted(Path(features_dir).glob("*.npz")) + [Path(features_dir) / "stats.json"]
     weights = cfg.weights
     if weights not in ("none", "imagenet"):
         weights = files_digest([Path(weights).expanduser()])
     parts = {"features": files_digest(feats), "weights": weights, "image_size": cfg.image_size,
              "keras": keras.__version__, "band_limit": cfg.band_limit,
+             "band_limit_rates": list(LOW_RATES) if cfg.band_limit else None,
              # a random base and the low-passed copies both come from the seed
              "seed": seed if cfg.weights == "none" or cfg.band_limit else None}
     return hashlib.md5(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

@@ -19,7 +19,7 @@ class SegCnnConfig(KindConfig):
     dropout: float = 0.5
     spec_augment: bool = True
     crops_per_clip: int = 6   # random segments per clip and epoch (0 = all overlapping ones)
-    band_limit: float = 0.3   # share of training crops low-passed at a random 3.5-10 kHz
+    band_limit: float = 0.3   # share of training crops low-passed as 8, 11 or 16 kHz audio
     lr_plateau: int = 3
 
     def __post_init__(self) -> None:
