@@ -34,7 +34,7 @@ class InceptionConfig(KindConfig):
     image_size: int = 139     # InceptionV3 needs >= 75
     dense: int = 256
     dropout: float = 0.3
-    band_limit: float = 0.3   # share of training clips with an extra copy low-passed as 8-16 kHz audio
+    band_limit: float = 0.3   # share of training clips with an extra copy low-passed as 8, 11 or 16 kHz audio
 
     def __post_init__(self) -> None:
         super().__post_init__()
