@@ -103,12 +103,14 @@ def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_o
     draws = [pick(f"{i:08x}" + "8" * 24) for i in range(0, 16**8, 16**7)]
     assert 0 < sum(d is not None for d in draws) < len(draws)
     assert band_limit_copies(0.0) is None
+    rates = {band_limit_copies(1.0)(f"{i:012x}" + "0" * 20)[0] for i in range(64)}
+    assert rates == {"sr7200", "sr9922"}  # 8 and 11.025 kHz, less 10 %, for the lowest digests
     tag, through = band_limit_copies(1.0)("0" * 32)
-    assert tag == "sr7000"  # the lowest rate for the lowest digest
+    assert tag == "sr7200"  # telephone band, the lowest cut
     t = np.arange(16000) / 16000
     tones = np.sin(2 * np.pi * 1000 * t) + np.sin(2 * np.pi * 5000 * t)
     spectrum = np.abs(np.fft.rfft(through(tones.astype(np.float32))))  # 1 Hz per bin
-    assert spectrum[5000] < 1e-3 * spectrum[1000]  # 5 kHz is gone at 7 kHz, 1 kHz stays
+    assert spectrum[5000] < 1e-3 * spectrum[1000]  # 5 kHz is gone at 7.2 kHz, 1 kHz stays
 
 
 @pytest.mark.parametrize("field,value", [("variant", "GTZAN_musicnn"), ("layer", "conv1"),

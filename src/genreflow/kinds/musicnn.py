@@ -44,7 +44,7 @@ class MusicnnConfig(KindConfig):
     dense: int = 128                    # units of the dense top
     dropout: float = 0.0                # on the top's input (and hidden layer)
     l2: float = 0.02                    # L2 penalty on the top's weights (per weight, per sample)
-    band_limit: float = 0.5             # share of training clips with one extra 7-12 kHz copy
+    band_limit: float = 0.5             # share of training clips with one extra 8/11 kHz copy
     trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
     lr_plateau: int = 3
 
@@ -85,18 +85,25 @@ def resampled_copy(y: np.ndarray, rate: int) -> np.ndarray:
     return resample(resample(y, SAMPLE_RATE, rate), rate, SAMPLE_RATE)
 
 
-def band_limit_copies(share: float, low_rate: int = 7000, high_rate: int = 12000):
+def band_limit_copies(share: float, rates: tuple[int, ...] | None = None):
     """The embed stage's augmentation: a training clip gets, with probability ``share``,
-    one copy resampled through a rate in ``[low_rate, high_rate]`` (an 8 or 11 kHz
-    recording; above 12 kHz little of musicnn's 8 kHz band is lost). Both draws come from
-    the clip's digest, so they do not change with the split or seed (and the cache holds)."""
+    one copy resampled through a common recording rate below musicnn's 16 kHz (8 or
+    11.025 kHz, ``keras_parts.LOW_RATES``), less 0-10 % for a resampler's transition band:
+    what an 8 or 11 kHz recording is by the time it reaches the front-end. All draws come
+    from the clip's digest, so they do not change with the split or seed (and the cache holds)."""
     if share <= 0:
         return None
+    if rates is None:
+        from genreflow.keras_parts import LOW_RATES
+        from genreflow.kinds.musicnn_net import SAMPLE_RATE
+
+        rates = tuple(r for r in LOW_RATES if r < SAMPLE_RATE)
 
     def augment(digest: str):
         if int(digest[:8], 16) / 16**8 >= share:
             return None
-        rate = round(low_rate + (high_rate - low_rate) * int(digest[8:16], 16) / 16**8)
+        base = rates[int(digest[8:12], 16) % len(rates)]
+        rate = round(base * (0.9 + 0.1 * int(digest[12:20], 16) / 16**8))
         return f"sr{rate}", functools.partial(resampled_copy, rate=rate)
 
     return augment
