@@ -70,6 +70,9 @@ class SpecAugment(layers.Layer):
 #: Sample rates recordings commonly come at below GTZAN's 22.05 kHz: telephone (8 kHz),
 #: 11.025 kHz, wideband (16 kHz). The low-pass augmentation cuts at the band edge of one.
 LOW_RATES = (8000, 11025, 16000)
+#: A resampler's transition band: the band edge of audio at rate ``r`` lies between
+#: ``(1 - TRANSITION) * r / 2`` and ``r / 2``; augmentations draw it uniformly in there.
+TRANSITION = 0.1
 
 
 class BandLimit:
@@ -90,7 +93,7 @@ class BandLimit:
         self.p, self.rates = p, np.asarray(rates, np.float64)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        cut = rng.choice(self.rates, n) / 2 * rng.uniform(0.9, 1.0, n)
+        cut = rng.choice(self.rates, n) / 2 * rng.uniform(1 - TRANSITION, 1.0, n)
         return np.where(rng.random(n) < self.p, cut, np.inf)
 
     def apply(self, x: np.ndarray, cutoffs: np.ndarray) -> None:

@@ -91,19 +91,19 @@ def band_limit_copies(share: float, rates: tuple[int, ...] | None = None):
     11.025 kHz, ``keras_parts.LOW_RATES``), less 0-10 % for a resampler's transition band:
     what an 8 or 11 kHz recording is by the time it reaches the front-end. All draws come
     from the clip's digest, so they do not change with the split or seed (and the cache holds)."""
+    from genreflow.keras_parts import LOW_RATES, TRANSITION
+    from genreflow.kinds.musicnn_net import SAMPLE_RATE
+
     if share <= 0:
         return None
     if rates is None:
-        from genreflow.keras_parts import LOW_RATES
-        from genreflow.kinds.musicnn_net import SAMPLE_RATE
-
         rates = tuple(r for r in LOW_RATES if r < SAMPLE_RATE)
 
     def augment(digest: str):
         if int(digest[:8], 16) / 16**8 >= share:
             return None
         base = rates[int(digest[8:12], 16) % len(rates)]
-        rate = round(base * (0.9 + 0.1 * int(digest[12:20], 16) / 16**8))
+        rate = round(base * (1 - TRANSITION + TRANSITION * int(digest[12:20], 16) / 16**8))
         return f"sr{rate}", functools.partial(resampled_copy, rate=rate)
 
     return augment
