@@ -10,8 +10,6 @@ audio's patches; probabilities are averaged over a track's patches. With
 
 from __future__ import annotations
 
-import functools
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,8 @@ from genreflow.kinds.base import (
     check_share,
 )
 from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
+from genreflow.kinds.musicnn_front import band_limit_copies, clip_patches
+from genreflow.kinds.musicnn_top import build_routed, build_top, fit_detector, routed_probs, softmax
 
 LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
 TOPS = ("linear", "dense")
@@ -45,6 +45,7 @@ class MusicnnConfig(KindConfig):
     dropout: float = 0.0                # on the top's input (and hidden layer)
     l2: float = 0.02                    # L2 penalty on the top's weights (per weight, per sample)
     band_limit: float = 0.5             # share of training clips with one extra 8/11 kHz copy
+    narrowband_head: bool = False       # a second head for band-limited recordings (needs copies)
     trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
     lr_plateau: int = 3
 
@@ -59,54 +60,18 @@ class MusicnnConfig(KindConfig):
         if self.l2 < 0:
             raise ConfigError(f"l2: expected a number >= 0, got {self.l2!r}")
         check_share("band_limit", self.band_limit)
+        if not isinstance(self.narrowband_head, bool):
+            raise ConfigError(f"narrowband_head: expected true or false, "
+                              f"got {self.narrowband_head!r}")
+        if self.narrowband_head and self.trainable_from is not None:
+            raise ConfigError("narrowband_head: needs a frozen base (trainable_from: null); "
+                              "set narrowband_head: false to fine-tune")
+        if self.narrowband_head and self.band_limit == 0:
+            raise ConfigError("narrowband_head: the narrow-band head learns from band-limited "
+                              "copies; set band_limit > 0")
         if self.trainable_from is not None and self.trainable_from not in BLOCKS[1:]:
             raise ConfigError(f"trainable_from: expected null or one of {BLOCKS[1:]}, "
                               f"got {self.trainable_from!r}")
-
-
-def clip_patches(y: np.ndarray) -> np.ndarray:
-    """The front-end shared by embedding, fine-tuning and serving: ``(n, 187, 96)``.
-
-    Loudness-normalised 16 kHz signal, musicnn's log-mel, non-overlapping 3 s patches
-    over real audio (a signal shorter than one patch is repeated to one).
-    """
-    from genreflow.audio import normalise_loudness
-    from genreflow.kinds.musicnn_net import musicnn_front_end, patches
-
-    return patches(musicnn_front_end(normalise_loudness(y)), pad_short=True)
-
-
-def resampled_copy(y: np.ndarray, rate: int) -> np.ndarray:
-    """``y`` (16 kHz) as a recording at ``rate`` reaches the front-end: down to ``rate``
-    and back up, which empties the bands above ``rate / 2``."""
-    from genreflow.audio import resample
-    from genreflow.kinds.musicnn_net import SAMPLE_RATE
-
-    return resample(resample(y, SAMPLE_RATE, rate), rate, SAMPLE_RATE)
-
-
-def band_limit_copies(share: float, rates: tuple[int, ...] | None = None):
-    """The embed stage's augmentation: a training clip gets, with probability ``share``,
-    one copy resampled through a common recording rate below musicnn's 16 kHz (8 or
-    11.025 kHz, ``keras_parts.LOW_RATES``), less 0-10 % for a resampler's transition band:
-    what an 8 or 11 kHz recording is by the time it reaches the front-end. All draws come
-    from the clip's digest, so they do not change with the split or seed (and the cache holds)."""
-    from genreflow.keras_parts import LOW_RATES, TRANSITION
-    from genreflow.kinds.musicnn_net import SAMPLE_RATE
-
-    if share <= 0:
-        return None
-    if rates is None:
-        rates = tuple(r for r in LOW_RATES if r < SAMPLE_RATE)
-
-    def augment(digest: str):
-        if int(digest[:8], 16) / 16**8 >= share:
-            return None
-        base = rates[int(digest[8:12], 16) % len(rates)]
-        rate = round(base * (1 - TRANSITION + TRANSITION * int(digest[12:20], 16) / 16**8))
-        return f"sr{rate}", functools.partial(resampled_copy, rate=rate)
-
-    return augment
 
 
 def frozen(variant: str):
@@ -124,31 +89,6 @@ def base_model(variant: str, layer: str):
 
     net = frozen(variant)
     return keras.Model(net.input, net.output[layer], name=f"{variant.lower()}_{layer}")
-
-
-def build_top(n_features: int, n_classes: int, cfg: MusicnnConfig, train_x=None):
-    """``(top, top_logits)``: standardise (training-split statistics), then a linear or
-    one-hidden-layer softmax; ``top_logits`` shares the layers and stops before the softmax."""
-    import keras
-    from keras import layers
-
-    inp = keras.Input(shape=(n_features,), name="embedding")
-    norm = layers.Normalization(name="embedding_norm")
-    if train_x is not None and len(train_x):
-        norm.adapt(train_x)
-    x = layers.Dropout(cfg.dropout)(norm(inp))
-    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 else None
-    if cfg.top == "dense":
-        x = layers.Dense(cfg.dense, activation="relu", name="dense", kernel_regularizer=reg)(x)
-        x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(n_classes, name="genre_logits", kernel_regularizer=reg)(x)
-    out = layers.Activation("softmax", name="genre")(logits)
-    return keras.Model(inp, out, name="musicnn_top"), keras.Model(inp, logits, name="top_logits")
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @register_kind
@@ -170,10 +110,11 @@ class Musicnn(ModelKind):
         key = self._key(mcfg)
         index = next(weights_dir(mcfg.variant).glob("*.index"))
         from genreflow import audio
-        from genreflow.kinds import musicnn_net
+        from genreflow.kinds import musicnn_front, musicnn_net
 
-        # the front-end's code: the STFT and loudness in audio, the network, the patches
-        code = [file_md5(m.__file__) for m in (audio, musicnn_net, sys.modules[__name__])]
+        # the front-end's code: the STFT and loudness in audio, the network, the patches and
+        # copies (not this module: a change to the top must not re-embed every clip)
+        code = [file_md5(m.__file__) for m in (audio, musicnn_net, musicnn_front)]
         cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
                      "loudness_dbfs": LOUDNESS_DBFS,
                      "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
@@ -207,15 +148,20 @@ class Musicnn(ModelKind):
         n_classes = len(emb.classes)
         base = base_model(cfg.variant, cfg.layer)
         linear = cfg.top == "linear" and cfg.trainable_from is None
-        top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
         patch = keras.Input(base.input_shape[1:], name="patch")
-        # A linear top commutes with the mean over patches: it is trained on each track's mean
-        # embedding and served as the softmax of its patches' mean logits (the same number).
-        servable = keras.Model(patch, (top_logits if linear else top)(base(patch)),
-                               name="musicnn")
         labels = {s: Labels(ids=emb.ids[s], y=emb.y[s]) for s in emb.ids}
+        front_end = {"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
+                     "aggregate": "mean_logits" if linear else "mean_probs"}
 
-        if linear:
+        if cfg.narrowband_head:
+            net, heads, data, track_probs = self._routed(emb, cfg, ctx.log)
+            servable = keras.Model(patch, heads(base(patch)), name="musicnn")
+            front_end.update(narrowband_head=True, n_classes=n_classes)
+        elif linear:
+            top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
+            # A linear top commutes with the mean over patches: it is trained on each track's
+            # mean embedding and served as the softmax of its patches' mean logits (the same).
+            servable = keras.Model(patch, top_logits(base(patch)), name="musicnn")
             net = top
             means = {s: emb.track_means(s) for s in emb.ids}
             data = {s: (means[s], emb.y[s]) for s in emb.ids}
@@ -225,6 +171,8 @@ class Musicnn(ModelKind):
             def track_probs(split: str) -> np.ndarray:
                 return forward(top, means[split], 1024)
         elif cfg.trainable_from is None:
+            top, _ = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
+            servable = keras.Model(patch, top(base(patch)), name="musicnn")
             net = top
             data = {s: (emb.x[s], np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
             if emb.aug_counts:
@@ -237,6 +185,8 @@ class Musicnn(ModelKind):
         else:
             from genreflow.kinds.musicnn_net import set_trainable_from
 
+            top, _ = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
+            servable = keras.Model(patch, top(base(patch)), name="musicnn")
             set_trainable_from(base, cfg.trainable_from)
             net = servable
             spectra = emb.patches_from_audio(clip_patches, self._rate(), ctx.log)
@@ -252,15 +202,64 @@ class Musicnn(ModelKind):
             net=net, servable=servable,
             train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size, "shuffle": True},
             val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
-            front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
-                       "aggregate": "mean_logits" if linear else "mean_probs"},
+            front_end=front_end,
             example=np.zeros((1, *base.input_shape[1:]), np.float32),
             data_source=emb.data_source, split_digest=emb.split_digest)
+
+    @staticmethod
+    def _routed(emb, cfg: MusicnnConfig, log):
+        """The two-head top (``narrowband_head``): ``(net, heads, data, track_probs)``.
+
+        The wide head trains on the original clips, the narrow head on their band-limited
+        copies; validation tracks go to the head the band detector picks, as served."""
+        from genreflow.inference import forward
+
+        means = {s: emb.track_means(s) for s in emb.ids}
+        aug_means = emb.aug_track_means()
+        if not len(aug_means):
+            raise ConfigError("train.musicnn.narrowband_head: the embed stage made no "
+                              "band-limited copies to train the narrow head on; set "
+                              "band_limit > 0 (and run `dvc repro embed`) or "
+                              "narrowband_head: false")
+        detector = fit_detector(means["train"], aug_means)
+        w, b = detector
+        flags = {s: (means[s] @ w + b > 0).astype(np.float32)[:, None] for s in emb.ids}
+        log("musicnn: band detector sends " + ", ".join(
+            f"{int(f.sum())} of {len(f)} {s}" for s, f in flags.items())
+            + " tracks to the narrow-band head")
+        net, heads = build_routed(emb.x["train"].shape[1], len(emb.classes), cfg,
+                                  np.concatenate([emb.x["train"], emb.aug_x]), detector)
+        def provenance(n_orig: int, n_aug: int) -> np.ndarray:  # 0 original, 1 copy
+            return np.repeat(np.float32([0, 1]), [n_orig, n_aug])[:, None]
+
+        if cfg.top == "linear":  # one row per track (the top commutes with the patch mean)
+            data = {s: ([means[s], flags[s]], emb.y[s]) for s in emb.ids}
+            data["train"] = ([np.concatenate([means["train"], aug_means]),
+                              provenance(len(means["train"]), len(aug_means))],
+                             np.concatenate([emb.y["train"], emb.aug_y]))
+        else:  # one row per patch
+            data = {s: ([emb.x[s], np.repeat(flags[s], emb.counts[s], axis=0)],
+                        np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
+            data["train"] = ([np.concatenate([emb.x["train"], emb.aug_x]),
+                              provenance(len(emb.x["train"]), len(emb.aug_x))],
+                             np.concatenate([data["train"][1],
+                                             np.repeat(emb.aug_y, emb.aug_counts)]))
+        mean_logits = cfg.top == "linear"
+
+        def track_probs(split: str) -> np.ndarray:
+            out = forward(heads, emb.x[split], 1024)
+            bounds = np.cumsum([0, *emb.counts[split]])
+            return np.stack([routed_probs(out[a:b], len(emb.classes), mean_logits)
+                             for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+        return net, heads, data, track_probs
 
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
         return clip_patches(y)
 
     def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
+        if front_end.get("narrowband_head"):
+            return routed_probs(outputs, int(front_end["n_classes"]),
+                                front_end.get("aggregate") == "mean_logits")
         if front_end.get("aggregate") == "mean_logits":
             return softmax(outputs.mean(axis=0))
         return outputs.mean(axis=0)
