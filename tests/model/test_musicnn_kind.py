@@ -94,20 +94,7 @@ def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_o
     assert "24 of 24 clips cached" in logs.text
     res = train_model(cfg, "musicnn", feat_dir, log=quiet)
     assert res.metrics["epochs"] == 2
-
-    # the two-head top: trained on originals and copies, served through the band detector
-    with_kind(cfg, "musicnn", narrowband_head=True)
-    logs = Logs()
-    res = train_model(cfg, "musicnn", feat_dir, bundle_dir=tmp_path / "nb", report_dir=tmp_path
-                      / "nb_rep", log=logs)
-    assert "band detector sends" in logs.text and "narrow-band head" in logs.text
-    pred = GenrePredictor.from_bundle(tmp_path / "nb")
-    assert pred.pre.front_end["narrowband_head"] and pred.model.output_shape[-1] == 2 * len(pred.classes) + 1
-    val = table[table["split"] == "val"]
-    answers = [pred.classes[int(np.argmax(pred.predict_file(p)))] for p in val["path"]]
-    reported = pd.read_csv(tmp_path / "nb_rep" / "predictions_val.csv")
-    assert answers == list(reported.set_index("clip_id").loc[val["clip_id"], "predicted"])
-    with_kind(cfg, "musicnn", narrowband_head=False, band_limit=0.0)  # embeddings now stale
+    with_kind(cfg, "musicnn", band_limit=0.0)  # the embeddings no longer match the settings
     with pytest.raises(ConfigError, match="dvc repro embed"):
         train_model(cfg, "musicnn", feat_dir, log=quiet)
 
@@ -128,32 +115,8 @@ def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_o
 
 @pytest.mark.parametrize("field,value", [("variant", "GTZAN_musicnn"), ("layer", "conv1"),
                                          ("top", "mlp"), ("trainable_from", "input"),
-                                         ("band_limit", 1.5), ("l2", -0.1),
-                                         ("narrowband_head", "yes")])
+                                         ("band_limit", 1.5), ("l2", -0.1)])
 def test_musicnn_settings_name_the_bad_field(tiny_project, field, value):
     cfg, _ = tiny_project
     with pytest.raises(ConfigError, match=rf"train\.musicnn.*{field}"):
         with_kind(cfg, "musicnn", **{field: value})
-
-
-@pytest.mark.parametrize("other,says", [({"band_limit": 0.0}, "band_limit > 0"),
-                                        ({"trainable_from": "backend"}, "frozen base")])
-def test_narrowband_head_needs_copies_and_a_frozen_base(tiny_project, other, says):
-    cfg, _ = tiny_project
-    with pytest.raises(ConfigError, match=says):
-        with_kind(cfg, "musicnn", narrowband_head=True, **other)
-
-
-def test_band_detector_and_routing():
-    from genreflow.kinds.musicnn_top import fit_detector, routed_probs
-
-    rng = np.random.default_rng(0)
-    wide, narrow = rng.normal(0, 1, (60, 5)), rng.normal(0, 1, (60, 5))
-    narrow[:, 3] -= 5  # band-limited copies lose energy in one feature
-    w, b = fit_detector(wide, narrow)
-    assert np.mean(wide @ w + b < 0) > 0.95 and np.mean(narrow @ w + b > 0) > 0.95
-    # two classes: [wide logits | narrow logits | detector logit] per patch
-    patches = np.array([[2.0, 0.0, 0.0, 2.0, -1.0], [2.0, 0.0, 0.0, 2.0, -3.0]])
-    assert routed_probs(patches, 2, mean_logits=True).argmax() == 0  # wide head answers
-    patches[:, 4] = [3.0, -1.0]  # mean detector logit > 0: the narrow head answers
-    assert routed_probs(patches, 2, mean_logits=False).argmax() == 1

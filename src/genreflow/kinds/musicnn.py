@@ -28,7 +28,7 @@ from genreflow.kinds.base import (
 )
 from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
 from genreflow.kinds.musicnn_front import band_limit_copies, clip_patches
-from genreflow.kinds.musicnn_top import build_routed, build_top, fit_detector, routed_probs, softmax
+from genreflow.kinds.musicnn_top import build_top, softmax
 
 LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
 TOPS = ("linear", "dense")
@@ -45,7 +45,6 @@ class MusicnnConfig(KindConfig):
     dropout: float = 0.0                # on the top's input (and hidden layer)
     l2: float = 0.02                    # L2 penalty on the top's weights (per weight, per sample)
     band_limit: float = 0.5             # share of training clips with one extra 8/11 kHz copy
-    narrowband_head: bool = False       # a second head for band-limited recordings (needs copies)
     trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
     lr_plateau: int = 3
 
@@ -60,15 +59,6 @@ class MusicnnConfig(KindConfig):
         if self.l2 < 0:
             raise ConfigError(f"l2: expected a number >= 0, got {self.l2!r}")
         check_share("band_limit", self.band_limit)
-        if not isinstance(self.narrowband_head, bool):
-            raise ConfigError(f"narrowband_head: expected true or false, "
-                              f"got {self.narrowband_head!r}")
-        if self.narrowband_head and self.trainable_from is not None:
-            raise ConfigError("narrowband_head: needs a frozen base (trainable_from: null); "
-                              "set narrowband_head: false to fine-tune")
-        if self.narrowband_head and self.band_limit == 0:
-            raise ConfigError("narrowband_head: the narrow-band head learns from band-limited "
-                              "copies; set band_limit > 0")
         if self.trainable_from is not None and self.trainable_from not in BLOCKS[1:]:
             raise ConfigError(f"trainable_from: expected null or one of {BLOCKS[1:]}, "
                               f"got {self.trainable_from!r}")
@@ -148,20 +138,15 @@ class Musicnn(ModelKind):
         n_classes = len(emb.classes)
         base = base_model(cfg.variant, cfg.layer)
         linear = cfg.top == "linear" and cfg.trainable_from is None
+        top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
         patch = keras.Input(base.input_shape[1:], name="patch")
+        # A linear top commutes with the mean over patches: it is trained on each track's mean
+        # embedding and served as the softmax of its patches' mean logits (the same number).
+        servable = keras.Model(patch, (top_logits if linear else top)(base(patch)),
+                               name="musicnn")
         labels = {s: Labels(ids=emb.ids[s], y=emb.y[s]) for s in emb.ids}
-        front_end = {"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
-                     "aggregate": "mean_logits" if linear else "mean_probs"}
 
-        if cfg.narrowband_head:
-            net, heads, data, track_probs = self._routed(emb, cfg, ctx.log)
-            servable = keras.Model(patch, heads(base(patch)), name="musicnn")
-            front_end.update(narrowband_head=True, n_classes=n_classes)
-        elif linear:
-            top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
-            # A linear top commutes with the mean over patches: it is trained on each track's
-            # mean embedding and served as the softmax of its patches' mean logits (the same).
-            servable = keras.Model(patch, top_logits(base(patch)), name="musicnn")
+        if linear:
             net = top
             means = {s: emb.track_means(s) for s in emb.ids}
             data = {s: (means[s], emb.y[s]) for s in emb.ids}
@@ -171,8 +156,6 @@ class Musicnn(ModelKind):
             def track_probs(split: str) -> np.ndarray:
                 return forward(top, means[split], 1024)
         elif cfg.trainable_from is None:
-            top, _ = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
-            servable = keras.Model(patch, top(base(patch)), name="musicnn")
             net = top
             data = {s: (emb.x[s], np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
             if emb.aug_counts:
@@ -185,8 +168,6 @@ class Musicnn(ModelKind):
         else:
             from genreflow.kinds.musicnn_net import set_trainable_from
 
-            top, _ = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
-            servable = keras.Model(patch, top(base(patch)), name="musicnn")
             set_trainable_from(base, cfg.trainable_from)
             net = servable
             spectra = emb.patches_from_audio(clip_patches, self._rate(), ctx.log)
@@ -202,64 +183,15 @@ class Musicnn(ModelKind):
             net=net, servable=servable,
             train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size, "shuffle": True},
             val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
-            front_end=front_end,
+            front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
+                       "aggregate": "mean_logits" if linear else "mean_probs"},
             example=np.zeros((1, *base.input_shape[1:]), np.float32),
             data_source=emb.data_source, split_digest=emb.split_digest)
-
-    @staticmethod
-    def _routed(emb, cfg: MusicnnConfig, log):
-        """The two-head top (``narrowband_head``): ``(net, heads, data, track_probs)``.
-
-        The wide head trains on the original clips, the narrow head on their band-limited
-        copies; validation tracks go to the head the band detector picks, as served."""
-        from genreflow.inference import forward
-
-        means = {s: emb.track_means(s) for s in emb.ids}
-        aug_means = emb.aug_track_means()
-        if not len(aug_means):
-            raise ConfigError("train.musicnn.narrowband_head: the embed stage made no "
-                              "band-limited copies to train the narrow head on; set "
-                              "band_limit > 0 (and run `dvc repro embed`) or "
-                              "narrowband_head: false")
-        detector = fit_detector(means["train"], aug_means)
-        w, b = detector
-        flags = {s: (means[s] @ w + b > 0).astype(np.float32)[:, None] for s in emb.ids}
-        log("musicnn: band detector sends " + ", ".join(
-            f"{int(f.sum())} of {len(f)} {s}" for s, f in flags.items())
-            + " tracks to the narrow-band head")
-        net, heads = build_routed(emb.x["train"].shape[1], len(emb.classes), cfg,
-                                  np.concatenate([emb.x["train"], emb.aug_x]), detector)
-        def provenance(n_orig: int, n_aug: int) -> np.ndarray:  # 0 original, 1 copy
-            return np.repeat(np.float32([0, 1]), [n_orig, n_aug])[:, None]
-
-        if cfg.top == "linear":  # one row per track (the top commutes with the patch mean)
-            data = {s: ([means[s], flags[s]], emb.y[s]) for s in emb.ids}
-            data["train"] = ([np.concatenate([means["train"], aug_means]),
-                              provenance(len(means["train"]), len(aug_means))],
-                             np.concatenate([emb.y["train"], emb.aug_y]))
-        else:  # one row per patch
-            data = {s: ([emb.x[s], np.repeat(flags[s], emb.counts[s], axis=0)],
-                        np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
-            data["train"] = ([np.concatenate([emb.x["train"], emb.aug_x]),
-                              provenance(len(emb.x["train"]), len(emb.aug_x))],
-                             np.concatenate([data["train"][1],
-                                             np.repeat(emb.aug_y, emb.aug_counts)]))
-        mean_logits = cfg.top == "linear"
-
-        def track_probs(split: str) -> np.ndarray:
-            out = forward(heads, emb.x[split], 1024)
-            bounds = np.cumsum([0, *emb.counts[split]])
-            return np.stack([routed_probs(out[a:b], len(emb.classes), mean_logits)
-                             for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
-        return net, heads, data, track_probs
 
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
         return clip_patches(y)
 
     def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
-        if front_end.get("narrowband_head"):
-            return routed_probs(outputs, int(front_end["n_classes"]),
-                                front_end.get("aggregate") == "mean_logits")
         if front_end.get("aggregate") == "mean_logits":
             return softmax(outputs.mean(axis=0))
         return outputs.mean(axis=0)
