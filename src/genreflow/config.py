@@ -184,6 +184,12 @@ class TuneConfig:
 class RegisterConfig:
     model_name: str = "gtzan-genre-classifier"
     metric: str = "val_track_accuracy"
+    max_latency_ms: float | None = None  # only runs whose model answers a 30 s clip within this
+
+    def __post_init__(self) -> None:
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise ConfigError(f"max_latency_ms: expected null or a positive number of "
+                              f"milliseconds, got {self.max_latency_ms!r}")
 
 
 @dataclass

@@ -126,6 +126,21 @@ class GenrePredictor:
         noise = np.random.default_rng(0).standard_normal(int(seconds * self.sample_rate))
         self.probs_from_audio((0.01 * noise).astype(np.float32))
 
+    def latency_ms(self, seconds: float = 30.0, repeat: int = 5) -> float:
+        """Median wall time in ms of :meth:`probs_from_audio` on a ``seconds`` clip, after one
+        warm-up call: the model's share of a served request (decoding comes on top), here."""
+        import time
+
+        noise = np.random.default_rng(0).standard_normal(int(seconds * self.sample_rate))
+        y = (0.01 * noise).astype(np.float32)
+        self.probs_from_audio(y)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            self.probs_from_audio(y)
+            times.append(time.perf_counter() - t0)
+        return 1000 * float(np.median(times))
+
     def probs_from_audio(self, y: np.ndarray) -> np.ndarray:
         """Track probabilities of a mono signal at :attr:`sample_rate`: the mean over its windows."""
         fe = self.pre.front_end

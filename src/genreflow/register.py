@@ -49,6 +49,7 @@ class Decision:
     champion_val: Score | None
     test_track_accuracy: float
     previous_champion: str | None
+    latency_ms: float | None = None  # the model's time for a 30 s clip on this machine
 
 
 def decide(candidate: Score, champion: Score | None, mismatch: str | None = None
@@ -73,6 +74,11 @@ def best_run(cfg: Config, data_digest: str, split: str, experiments: list[str]):
 
     Ties go to the lower ``val_track_loss``, then to the newer run.
     """
+    return ranked_runs(cfg, data_digest, split, experiments)[0]
+
+
+def ranked_runs(cfg: Config, data_digest: str, split: str, experiments: list[str]) -> list:
+    """Every finished, non-pruned run on this data and split, best first (see :func:`best_run`)."""
     import mlflow
 
     exps = [e for e in (mlflow.get_experiment_by_name(n) for n in experiments) if e is not None]
@@ -94,7 +100,7 @@ def best_run(cfg: Config, data_digest: str, split: str, experiments: list[str]):
             f"no finished run with metric '{metric}' on the current data and split (data digest "
             f"{data_digest}, split digest {split}); "
             "train a model first (`dvc repro` or `genreflow train segcnn`)")
-    return runs[0]
+    return runs
 
 
 def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, audio,
@@ -147,6 +153,47 @@ def _mismatch(champion: dict, candidate: dict) -> str | None:
     return None
 
 
+def _load_bundle(run, bundle: Path) -> GenrePredictor:
+    """The run's model and front-end, as a bundle folder, loaded."""
+    import mlflow
+    import mlflow.keras
+
+    import genreflow.keras_parts  # noqa: F401  (registers genreflow's layers for loading)
+
+    uri = run.data.tags.get("keras_model_uri")
+    if not uri:
+        raise GenreflowError(f"run {run.info.run_id} has no 'keras_model_uri' tag (trained by an "
+                             "older genreflow); retrain it (`dvc repro` or `genreflow train KIND`)")
+    bundle.mkdir(parents=True)
+    mlflow.keras.load_model(uri).save(bundle / BUNDLE_MODEL)
+    meta = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                               artifact_path=f"bundle/{BUNDLE_META}",
+                                               dst_path=str(bundle.parent / "dl"))
+    Path(meta).replace(bundle / BUNDLE_META)
+    return GenrePredictor.from_bundle(bundle)
+
+
+def _within_budget(cfg: Config, runs: list, tmp: Path, log: Callable[[str], None]):
+    """``(run, bundle folder, predictor, latency_ms)`` of the best run whose model answers a 30 s clip within
+    ``register.max_latency_ms`` on this machine (the best run when there is no budget)."""
+    budget = cfg.register.max_latency_ms
+    timed = []
+    for i, run in enumerate(runs):
+        bundle = tmp / f"bundle{i}"
+        predictor = _load_bundle(run, bundle)
+        latency = predictor.latency_ms()
+        if budget is None or latency <= budget:
+            return run, bundle, predictor, latency
+        kind = run.data.tags.get("model") or run.data.params.get("model.name")
+        timed.append((latency, kind))
+        log(f"passed over run {run.info.run_id} ({kind}): {latency:.0f} ms for a 30 s clip, "
+            f"over register.max_latency_ms = {budget:g}")
+    fastest, kind = min(timed)
+    raise GenreflowError(f"register.max_latency_ms = {budget:g}: no run on this data and split "
+                         f"answers a 30 s clip within it here (fastest: {kind}, {fastest:.0f} ms); "
+                         "raise the budget, set it to null, or train a faster kind")
+
+
 def _link_metrics(run, keras_uri: str, model_id: str) -> None:
     """The registered model's page shows what the trained model's page shows: MLflow links
     the run's values at the restored epoch when the model is logged at that step; the final
@@ -180,34 +227,22 @@ def register_best(
     from genreflow.split import split_digest
 
     digest = data_digest(cfg.data.dir)
-    run = best_run(cfg, digest, split_digest(table), [cfg.train.experiment])
-    run_id, tags = run.info.run_id, run.data.tags
-    kind = tags.get("model") or run.data.params.get("model.name")
+    runs = ranked_runs(cfg, digest, split_digest(table), [cfg.train.experiment])
     classes = sorted(table["genre"].unique())
     metric = cfg.register.metric
-    log(f"best run {run_id} ({kind}, {run.info.run_name}): {metric} = "
-        f"{run.data.metrics[metric]:.4f} (as trained)")
     client = MlflowClient()
     name = cfg.register.model_name
     ident = {"data_digest": digest, "split_digest": split_digest(table),
              "classes": ",".join(classes)}
+    budget = cfg.register.max_latency_ms
 
     with tempfile.TemporaryDirectory(prefix="genreflow-register-") as tmp:
-        bundle = Path(tmp) / "bundle"
-        bundle.mkdir()
-        import mlflow.keras
-
-        import genreflow.keras_parts  # noqa: F401  (registers genreflow's layers for loading)
-
-        uri = tags.get("keras_model_uri")
-        if not uri:
-            raise GenreflowError(f"run {run_id} has no 'keras_model_uri' tag (trained by an older "
-                                 "genreflow); retrain it (`dvc repro` or `genreflow train KIND`)")
-        mlflow.keras.load_model(uri).save(bundle / BUNDLE_MODEL)
-        meta = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"bundle/{BUNDLE_META}", dst_path=str(Path(tmp) / "dl"))
-        Path(meta).replace(bundle / BUNDLE_META)
-        candidate = GenrePredictor.from_bundle(bundle)
+        run, bundle, candidate, latency = _within_budget(cfg, runs, Path(tmp), log)
+        run_id, tags = run.info.run_id, run.data.tags
+        kind = tags.get("model") or run.data.params.get("model.name")
+        uri = tags["keras_model_uri"]
+        log(f"best run {run_id} ({kind}, {run.info.run_name}): {metric} = "
+            f"{run.data.metrics[metric]:.4f} (as trained); {latency:.0f} ms for a 30 s clip here")
         val_rows, test_rows = table[table["split"] == "val"], table[table["split"] == "test"]
         cand_val = score_on_audio(candidate, val_rows, cfg.audio, log)
         log(f"candidate on validation from raw audio: {cand_val.accuracy:.4f} "
@@ -225,10 +260,15 @@ def register_best(
             previous = str(champ.version)
             mismatch = _mismatch(_version_identity(champ.tags), ident)
             try:  # scored on the same clips in any case, for the record
-                champ_score = score_on_audio(load_predictor(f"models:/{name}@champion"),
-                                             val_rows, cfg.audio, log)
+                champion = load_predictor(f"models:/{name}@champion")
+                champ_score = score_on_audio(champion, val_rows, cfg.audio, log)
                 log(f"champion v{previous} on the same validation tracks: "
                     f"{champ_score.accuracy:.4f}")
+                if budget is not None and mismatch is None:
+                    slow = champion.latency_ms()
+                    if slow > budget:
+                        mismatch = (f"the champion takes {slow:.0f} ms for a 30 s clip here, over "
+                                    f"register.max_latency_ms = {budget:g}, so it does not block")
             except GenreflowError as exc:
                 log(f"champion v{previous} could not be scored: {exc}")
 
@@ -249,14 +289,16 @@ def register_best(
     mv = mlflow.register_model(info.model_uri, name, tags={
         **ident, metric: repr(cand_val.accuracy), "val_track_loss": repr(cand_val.loss),
         "test_track_accuracy": repr(test_score.accuracy), "data_source": tags.get("data_source"),
-        "git_commit": tags.get("git_commit", "unknown"), "model_kind": kind, "run_id": run_id})
+        "git_commit": tags.get("git_commit", "unknown"), "model_kind": kind, "run_id": run_id,
+        "latency_ms_30s": f"{latency:.0f}"})
     client.set_registered_model_alias(name, alias, mv.version)
     both = (f"candidate {cand_val.accuracy:.4f}, champion "
             f"{'n/a' if champ_score is None else f'{champ_score.accuracy:.4f}'}")
     client.set_model_version_tag(name, mv.version, "decision", f"{alias}: {reason} ({both})")
     decision = Decision(version=str(mv.version), alias=alias, reason=reason, run_id=run_id,
                         model_kind=kind, candidate_val=cand_val, champion_val=champ_score,
-                        test_track_accuracy=test_score.accuracy, previous_champion=previous)
+                        test_track_accuracy=test_score.accuracy, previous_champion=previous,
+                        latency_ms=round(latency, 1))
     log(f"{name} version {mv.version} -> @{alias}: {reason}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,42 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
         name, "champion").version) == champion.version
 
 
+def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, tmp_path,
+                                                                 monkeypatch):
+    from genreflow.inference import GenrePredictor
+
+    cfg, feat_dir = tiny_project
+    manifest = tmp_path / "split.csv"
+    cfg.train = replace(cfg.train, max_epochs=8, patience=8)
+    with_kind(cfg, "segcnn", band_limit=0.0)
+    k = all_settings(cfg.train)
+    cfg.train = replace(cfg.train, kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
+    train_model(cfg, "segcnn", feat_dir, log=quiet)
+    cfg.train = replace(cfg.train, max_epochs=1)
+    train_model(cfg, "cnn", feat_dir, log=quiet)  # hopeless on validation, ranked second
+    first = register_best(cfg, manifest, log=quiet)  # no budget: the best run
+    assert first.model_kind == "segcnn" and first.alias == "champion" and first.latency_ms > 0
+    name = cfg.register.model_name
+    client = MlflowClient(cfg.tracking.uri)
+    assert float(client.get_model_version(name, first.version).tags["latency_ms_30s"]) > 0
+
+    # the machine's clock is what varies: give each kind a fixed time for a 30 s clip
+    monkeypatch.setattr(GenrePredictor, "latency_ms",
+                        lambda self, **_: {"segcnn": 500.0, "cnn": 20.0}[self.pre.kind])
+    cfg.register = replace(cfg.register, max_latency_ms=100)
+    logs = []
+    fast = register_best(cfg, manifest, log=logs.append)
+    assert any("passed over run" in m and "(segcnn): 500 ms" in m for m in logs)
+    # the slower champion is better on validation but over the budget: it does not block
+    assert (fast.model_kind, fast.alias, fast.latency_ms) == ("cnn", "champion", 20.0)
+    assert fast.champion_val.accuracy > fast.candidate_val.accuracy
+    assert "over register.max_latency_ms = 100" in fast.reason
+    assert client.get_model_version(name, fast.version).tags["latency_ms_30s"] == "20"
+    cfg.register = replace(cfg.register, max_latency_ms=10)
+    with pytest.raises(GenreflowError, match=r"max_latency_ms = 10: .*fastest: cnn, 20 ms"):
+        register_best(cfg, manifest, log=quiet)
+
+
 def test_champion_of_other_data_never_blocks(tiny_project, tmp_path):
     """A synthetic champion (validation ~1.0), then GTZAN-shaped data: the new model wins."""
     cfg, feat_dir = tiny_project
