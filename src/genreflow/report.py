@@ -164,7 +164,9 @@ def terminal_table(summary: Summary, page: Path | None = None) -> str:
                      f"{champ.get('model_kind', '?')} from {champion_origin(summary)}, "
                      f"{summary.metric} {_fmt(registered_val(champ))} (previous champion "
                      f"{_fmt(previous_val(champ))} on the same clips), "
-                     f"test {_fmt(champ.get('test_track_accuracy'))}")
+                     f"test {_fmt(champ.get('test_track_accuracy'))}"
+                     + (f", {champ['latency_ms']:.0f} ms for a 30 s clip"
+                        if champ.get("latency_ms") is not None else ""))
         lines.append(f"            {champ.get('reason', '')}")
     else:
         lines.append("champion    none: no reports/register.json (run `dvc repro register`)")

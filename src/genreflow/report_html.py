@@ -113,6 +113,8 @@ def _champion(summary: Summary) -> str:
                    (f"{summary.metric} (raw audio)", _num(registered_val(champ))),
                    ("previous champion on the same clips", _num(previous_val(champ))),
                    ("test track accuracy", _num(champ.get("test_track_accuracy"))),
+                   ("time for a 30 s clip", None if champ.get("latency_ms") is None
+                    else f"{champ['latency_ms']:.0f} ms on the machine that registered it"),
                    ("previous champion", champ.get("previous_champion") or "none"),
                    ("data source", champ.get("data_source")),
                    ("MLflow run", champ.get("run_id"))])

@@ -153,7 +153,7 @@ def _reports(root: Path, models: dict[str, str], champion_kind: str | None = "se
              "run_id": f"run{champion_kind}",
              "candidate_val": {"accuracy": 0.8, "loss": 0.5, "n_tracks": 10},
              "champion_val": {"accuracy": 0.6, "loss": 0.9, "n_tracks": 10},
-             "test_track_accuracy": 0.7,
+             "test_track_accuracy": 0.7, "latency_ms": 53.4,
              "previous_champion": "2", "model_name": "gtzan-genre-classifier",
              "model_kind": champion_kind, "data_source": "synthetic"}))
 
@@ -167,12 +167,14 @@ def test_report_lists_every_model_says_which_are_missing_and_names_the_champion(
     assert re.search(r"inception\s+missing: no reports/train/inception/metrics.json", table)
     assert "v3 @champion" in table and "validation 0.8 beats 0.7" in table
     assert "val_track_accuracy 0.800 (previous champion 0.600 on the same clips)" in table
+    assert "test 0.700, 53 ms for a 30 s clip" in table
 
     page = write_report(summary, tmp_path / "out", log=lambda _: None)
     html = page.read_text()
     assert 'data-model="inception" data-status="missing"' in html
     assert 'data-model="cnn" data-status="ok"' in html
     assert "source-synthetic" in html and "gtzan-genre-classifier v3 @champion" in html
+    assert "<dd>53 ms on the machine that registered it</dd>" in html
     assert "data:image/png;base64," in html  # figures inlined: the page stands alone
     assert not re.search(r"""(src|href)=["']https?:""", html)  # nothing from the network
     assert json.loads((tmp_path / "out" / "champion.json").read_text()) == {
