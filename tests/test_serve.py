@@ -272,6 +272,18 @@ def test_genreflow_serve_guard(servers):
     conn.close()
     assert requests.post(f"{base}/invocations", data=good, timeout=30).status_code == 200
 
+    # a chunked upload (no Content-Length) is counted as it arrives
+    r = requests.post(f"{base}/invocations", data=iter([oversized[i:i + 2**20] for i in range(
+        0, len(oversized), 2**20)]), headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 413, r.text
+    assert "a request body over 2 MB (chunked upload), the maximum is 2 MB" in r.json()["message"]
+    # a body that is not JSON: one line saying why, not MLflow's echo of the whole body
+    for broken in (good[: len(good) // 2], b""):
+        r = requests.post(f"{base}/invocations", data=broken, timeout=30)
+        assert r.status_code == 400 and r.json()["reason"] == "bad_request", r.text
+        assert r.json()["message"].startswith("request: bad_request: the body is not valid JSON")
+        assert len(r.content) < 500, r.text[:300]
+
 
 @pytest.mark.integration
 def test_predict_cli_exit_code(tiny_model, tmp_path):

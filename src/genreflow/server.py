@@ -31,6 +31,8 @@ ENV_MODEL = "GENREFLOW_SERVE_MODEL"
 _MLFLOW_PREFIX = re.compile(r"^Failed to predict data .*?\nError: ", re.DOTALL)
 _SCHEMA_PREFIX = re.compile(r"^Failed to enforce schema of data .*? with schema .*?'\. Error: ",
                             re.DOTALL)
+_NOT_JSON = re.compile(r"Ensure that input is a valid JSON formatted string\. Error: '(.*?)'\nInput: ",
+                       re.DOTALL)
 _REASON = re.compile(r"^(?:row \d+|request): ([a-z_]+): ")
 DRAIN_SECONDS = 30.0  # how long an oversized upload is read (and dropped) before hanging up
 
@@ -39,6 +41,9 @@ def clean_message(message: str) -> tuple[str, str | None]:
     """MLflow's error message without its echo of the input; and genreflow's reason class."""
     from genreflow.contract import ALL_REASONS
 
+    not_json = _NOT_JSON.search(message)
+    if not_json:  # MLflow echoes the whole unparsed body after "Input:": keep only why
+        message = f"request: bad_request: the body is not valid JSON ({not_json.group(1)})"
     message = _MLFLOW_PREFIX.sub("", message, count=1)
     schema = _SCHEMA_PREFIX.sub("", message, count=1)
     if schema != message:  # MLflow refused the table before the model saw it
@@ -107,9 +112,10 @@ class Guard:
 
     async def _too_large(self, send, size: int | None) -> None:
         limit = self.max_body_bytes / 2**20
-        got = f"{size / 2**20:.1f} MB" if size is not None else "more"
+        got = (f"a {size / 2**20:.1f} MB request body" if size is not None
+               else f"a request body over {limit:g} MB (chunked upload)")
         await self._refuse(send, 413, "request_too_large",
-                           f"a {got} request body, the maximum is {limit:g} MB "
+                           f"{got}, the maximum is {limit:g} MB "
                            "(audio.max_request_mb); send fewer or shorter files per request")
 
     @staticmethod
