@@ -11,6 +11,8 @@ import mlflow
 import optuna
 import pytest
 
+from tests_helpers import with_kind
+
 quiet = lambda m: None  # noqa: E731
 
 
@@ -223,3 +225,20 @@ def test_study_belongs_to_its_data_and_search_space(tiny_project, tmp_path: Path
     narrower = replace(cfg, tune=replace(cfg.tune, optimizers=["adam"]))
     with pytest.raises(ConfigError, match="search"):
         tune(narrower, feat_dir, n_trials=1, log=quiet)
+
+
+def test_study_is_per_fixed_training_settings(tiny_project):
+    """Trials trained with another dropout or batch size answer another question: another
+    study; the searched values (optimizer, learning rate) do not change it."""
+    from dataclasses import replace
+
+    from genreflow.tune import study_name
+
+    cfg, _ = tiny_project
+    name = study_name(cfg)
+    assert study_name(with_kind(cfg, "segcnn", learning_rate=0.5)) == name
+    assert study_name(with_kind(cfg, "segcnn", dropout=0.25)) != name
+    with_kind(cfg, "segcnn", dropout=0.5)
+    cfg.train = replace(cfg.train, batch_size=cfg.train.batch_size + 1)
+    assert study_name(cfg) != name
+    assert study_name(cfg, "cnn").startswith(f"{cfg.tune.study}-cnn-")

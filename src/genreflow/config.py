@@ -146,6 +146,14 @@ class TrainConfig:
     experiment: str = "genreflow"
     kinds: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name, minimum in (("batch_size", 1), ("max_epochs", 1), ("patience", 0)):
+            if getattr(self, name) < minimum:
+                raise ConfigError(f"{name}: expected a whole number >= {minimum}, "
+                                  f"got {getattr(self, name)!r}")
+        if self.min_delta < 0:
+            raise ConfigError(f"min_delta: expected a number >= 0, got {self.min_delta!r}")
+
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], where: str) -> TrainConfig:
         """Shared fields as usual; every other key is a kind's section (a mapping)."""

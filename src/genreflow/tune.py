@@ -50,17 +50,28 @@ def suggest(trial: optuna.Trial, tcfg: TuneConfig,
     return {name: draw(trial, tcfg) for name, draw in space.items()}
 
 
-def study_identity(cfg: Config, space: Mapping[str, Suggester] | None = None) -> dict[str, str]:
-    """What a study's trials depend on besides the model: the data, the split, the space."""
+def study_identity(cfg: Config, space: Mapping[str, Suggester] | None = None,
+                   model: str | None = None) -> dict[str, str]:
+    """What a study's trials depend on besides the model: the data, the split, the space,
+    and the model's fixed training settings."""
     import hashlib
 
+    from genreflow.kinds import settings
     from genreflow.tracking import data_digest
 
     t = cfg.tune
     split = json.dumps([asdict(cfg.split), cfg.data.genres], sort_keys=True)
+    # what every trial trains with besides the searched values: another dropout or batch size
+    # is another objective, so another study (its trials would mislead the sampler)
+    searched = set(SEARCH_SPACE if space is None else space)
+    kind = {k: v for k, v in asdict(settings(cfg.train, model or t.model)).items()
+            if k not in searched}
+    fixed = json.dumps({"kind": kind, **{k: getattr(cfg.train, k) for k in (
+        "batch_size", "seed", "patience", "min_delta")}}, sort_keys=True, default=str)
     return {
         "data_digest": data_digest(cfg.data.dir),
         "split_digest": hashlib.md5(split.encode()).hexdigest()[:12],
+        "settings_digest": hashlib.md5(fixed.encode()).hexdigest()[:12],
         "search_space": json.dumps({"params": sorted(SEARCH_SPACE if space is None else space),
                                     "optimizers": sorted(t.optimizers), "lr": [t.lr_min, t.lr_max],
                                     "max_epochs": t.max_epochs}, sort_keys=True),
@@ -68,11 +79,13 @@ def study_identity(cfg: Config, space: Mapping[str, Suggester] | None = None) ->
 
 
 def study_name(cfg: Config, model: str | None = None) -> str:
-    """The stored study's name: ``<tune.study>-<model>-<data digest>``: one study per model
-    and data set, so trials on other data never inform this one."""
-    ident = study_identity(cfg)
+    """The stored study's name: ``<tune.study>-<model>-<data and split>-<settings>``: one
+    study per model, data set, split and fixed training settings (the kind's section but the
+    searched values, batch size, seed, early stopping), so trials trained otherwise never
+    inform this one."""
+    ident = study_identity(cfg, model=model)
     return (f"{cfg.tune.study}-{model or cfg.tune.model}-{ident['data_digest'][:8]}"
-            f"{ident['split_digest'][:4]}")
+            f"{ident['split_digest'][:4]}-{ident['settings_digest'][:6]}")
 
 
 def redact(storage: str) -> str:
@@ -161,7 +174,7 @@ def load_study(cfg: Config, model: str | None = None,
     import optuna
 
     name = study_name(cfg, model)
-    ident = study_identity(cfg, space)
+    ident = study_identity(cfg, space, model)
     study = optuna.create_study(
         study_name=name, storage=_storage(cfg.tune), load_if_exists=True,
         direction="maximize",

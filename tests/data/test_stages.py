@@ -169,6 +169,10 @@ def test_config_errors_name_the_field(tmp_path: Path):
         check_models(config_from_dict({"train": {"models": ["vgg"]}}).train)
     with pytest.raises(ConfigError, match="unknown field"):
         config_from_dict({"tune": {"n_trails": 3}})
+    with pytest.raises(ConfigError, match=r"train\.batch_size: expected a whole number >= 1"):
+        config_from_dict({"train": {"batch_size": -1}})
+    with pytest.raises(ConfigError, match=r"train\.max_epochs: expected a whole number >= 1"):
+        config_from_dict({"train": {"max_epochs": 0}})
     with pytest.raises(ConfigError, match=r"register\.max_latency_ms: expected null or a posi"):
         config_from_dict({"register": {"max_latency_ms": 0}})
     real = load_config(Path(__file__).parents[2] / "params.yaml")
