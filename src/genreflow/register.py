@@ -194,6 +194,26 @@ def _within_budget(cfg: Config, runs: list, tmp: Path, log: Callable[[str], None
                          "raise the budget, set it to null, or train a faster kind")
 
 
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _registered_version(client, name: str, run_id: str, ident: dict):
+    """The registry version already made from ``run_id`` on this data and split, if any."""
+    import mlflow
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException:
+        return None
+    same = [v for v in versions if v.tags.get("run_id") == run_id
+            and all(v.tags.get(k) == ident[k] for k in COMPARED_TAGS)]
+    return max(same, key=lambda v: int(v.version), default=None)
+
+
 def _link_metrics(run, keras_uri: str, model_id: str) -> None:
     """The registered model's page shows what the trained model's page shows: MLflow links
     the run's values at the restored epoch when the model is logged at that step; the final
@@ -256,7 +276,12 @@ def register_best(
             champ = client.get_model_version_by_alias(name, "champion")
         except mlflow.exceptions.MlflowException:
             champ = None
-        if champ is not None:
+        existing = _registered_version(client, name, run_id, ident)
+        already = existing is not None and champ is not None and \
+            str(existing.version) == str(champ.version)
+        if already:  # the same model on the same clips: nothing to compare, nothing to add
+            previous, champ_score = str(champ.version), cand_val
+        elif champ is not None:
             previous = str(champ.version)
             mismatch = _mismatch(_version_identity(champ.tags), ident)
             try:  # scored on the same clips in any case, for the record
@@ -273,20 +298,29 @@ def register_best(
                 log(f"champion v{previous} could not be scored: {exc}")
 
         best_epoch = int(run.data.metrics.get("best_epoch", 0))
-        with mlflow.start_run(run_id=run_id):
-            info = log_audio_model(bundle, audio=cfg.audio, step=best_epoch)
-            _link_metrics(run, uri, info.model_id)
-            # the raw-audio scores: on the run and (logged after it, in its run) the model
-            mlflow.log_metrics({"registered_val_track_accuracy": cand_val.accuracy,
-                                "registered_test_track_accuracy": test_score.accuracy},
-                               model_id=info.model_id)
+        model_uri = None
+        if existing is not None:
+            log(f"run {run_id} is already version {existing.version}: no new version")
+        else:
+            with mlflow.start_run(run_id=run_id):
+                info = log_audio_model(bundle, audio=cfg.audio, step=best_epoch)
+                _link_metrics(run, uri, info.model_id)
+                # the raw-audio scores: on the run and (after it, in its run) on the model
+                mlflow.log_metrics({"registered_val_track_accuracy": cand_val.accuracy,
+                                    "registered_test_track_accuracy": test_score.accuracy},
+                                   model_id=info.model_id)
+            model_uri = info.model_uri
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description="GTZAN genre classifier: raw audio in, "
                                        "genre probabilities out (genreflow).")
-    alias, reason = decide(cand_val, champ_score, mismatch)
-    mv = mlflow.register_model(info.model_uri, name, tags={
+    if already:
+        alias, reason = "champion", (f"run {run_id} is already the champion (version "
+                                     f"{existing.version}); nothing new to register")
+    else:
+        alias, reason = decide(cand_val, champ_score, mismatch)
+    mv = existing or mlflow.register_model(model_uri, name, tags={
         **ident, metric: repr(cand_val.accuracy), "val_track_loss": repr(cand_val.loss),
         "test_track_accuracy": repr(test_score.accuracy), "data_source": tags.get("data_source"),
         "git_commit": tags.get("git_commit", "unknown"), "model_kind": kind, "run_id": run_id,
@@ -294,16 +328,26 @@ def register_best(
     client.set_registered_model_alias(name, alias, mv.version)
     both = (f"candidate {cand_val.accuracy:.4f}, champion "
             f"{'n/a' if champ_score is None else f'{champ_score.accuracy:.4f}'}")
-    client.set_model_version_tag(name, mv.version, "decision", f"{alias}: {reason} ({both})")
+    if not already:  # the version keeps the reason it was made champion
+        client.set_model_version_tag(name, mv.version, "decision", f"{alias}: {reason} ({both})")
     decision = Decision(version=str(mv.version), alias=alias, reason=reason, run_id=run_id,
                         model_kind=kind, candidate_val=cand_val, champion_val=champ_score,
                         test_track_accuracy=test_score.accuracy, previous_champion=previous,
                         latency_ms=round(latency, 1))
     log(f"{name} version {mv.version} -> @{alias}: {reason}")
     if out is not None:
+        holder = {"version": str(mv.version), "model_kind": kind, "run_id": run_id,
+                  "val_track_accuracy": cand_val.accuracy,
+                  "test_track_accuracy": test_score.accuracy, "latency_ms": decision.latency_ms}
+        if alias == "challenger":  # the champion stays: what report and metrics must show
+            holder = {"version": previous, "model_kind": champ.tags.get("model_kind"),
+                      "run_id": champ.tags.get("run_id"),
+                      "val_track_accuracy": champ_score.accuracy if champ_score else None,
+                      "test_track_accuracy": _float(champ.tags.get("test_track_accuracy")),
+                      "latency_ms": _float(champ.tags.get("latency_ms_30s"))}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({**asdict(decision), "model_name": name,
                                    "data_source": tags.get("data_source"),
-                                   "champion_version": mv.version if alias == "champion"
-                                   else previous}, indent=1))
+                                   "champion_version": holder["version"], "champion": holder},
+                                  indent=1))
     return decision

@@ -107,11 +107,27 @@ def collect(root: Path, models: list[str], model_name: str = "gtzan-genre-classi
             else "not in train.models"
         rows.append(ModelRow(name, status, metrics or {}, folder))
     return Summary(root=root, models=rows,
-                   champion=_read_json(root / "reports/register.json", problems),
+                   champion=champion_view(_read_json(root / "reports/register.json",
+                                                     problems)),
                    validate=_read_json(root / "reports/validate/validate_summary.json", problems),
                    split=_read_json(root / "reports/split/split.json", problems),
                    tune=_read_json(root / "reports/tune/tune.json", problems),
                    model_name=model_name, metric=metric, problems=problems)
+
+
+def champion_view(registered: dict | None) -> dict | None:
+    """``register.json`` as the holder of ``@champion`` after it: when the last registration
+    made a challenger, the champion it did not beat (with why the challenger lost)."""
+    held = (registered or {}).get("champion")
+    if not registered or registered.get("alias") != "challenger" or not held:
+        return registered
+    return {**registered, "version": held["version"], "alias": "champion",
+            "model_kind": held.get("model_kind"), "run_id": held.get("run_id"),
+            "candidate_val": {"accuracy": held.get("val_track_accuracy")}, "champion_val": None,
+            "test_track_accuracy": held.get("test_track_accuracy"),
+            "latency_ms": held.get("latency_ms"), "previous_champion": None,
+            "reason": (f"kept: version {registered['version']} ({registered.get('model_kind')}) "
+                       f"became @challenger: {registered.get('reason', '')}")}
 
 
 def champion_row(summary: Summary) -> str | None:

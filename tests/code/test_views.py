@@ -212,3 +212,22 @@ def test_report_names_an_unreadable_file(tmp_path: Path, broken: str):
     summary = collect(tmp_path, ["cnn"])
     assert summary.models[0].status == "missing"
     assert any("reports/train/cnn/metrics.json" in p for p in summary.problems)
+
+
+def test_report_shows_the_champion_when_the_last_registration_was_a_challenger(tmp_path: Path):
+    _reports(tmp_path, {"segcnn": "synthetic", "cnn": "synthetic"}, champion_kind="cnn")
+    reg = json.loads((tmp_path / "reports" / "register.json").read_text())
+    reg.update(alias="challenger", reason="validation 0.5 does not beat 0.8", version="4",
+               champion={"version": "3", "model_kind": "segcnn", "run_id": "runsegcnn",
+                         "val_track_accuracy": 0.8, "test_track_accuracy": 0.75,
+                         "latency_ms": 50.0})
+    (tmp_path / "reports" / "register.json").write_text(json.dumps(reg))
+    summary = collect(tmp_path, ["segcnn", "cnn"])
+    table = terminal_table(summary)
+    assert "v3 @champion: segcnn" in table and "v4 @" not in table
+    assert "version 4 (cnn) became @challenger: validation 0.5 does not beat 0.8" in table
+    assert re.search(r"segcnn \*", table), table  # the star marks the champion's row
+    write_report(summary, tmp_path / "out", log=lambda _: None)
+    assert json.loads((tmp_path / "out" / "champion.json").read_text()) == {
+        "data_source": "synthetic", "version": 3, "val_track_accuracy": 0.8,
+        "test_track_accuracy": 0.75}

@@ -87,21 +87,16 @@ def test_register_champion_then_challenger(tiny_project, tmp_path):
     assert values["val_track_accuracy"].value == pytest.approx(run.metrics["val_track_accuracy"])
     assert values["best_epoch"].dataset_name == "gtzan-synthetic"
     assert values["val_loss"].step == int(values["best_epoch"].value)
-    # The same run again scores the same on the same clips: it does not beat the champion.
-    client.delete_model_version_tag(name, "1", "val_track_accuracy")  # no metric tag: re-scored
+    # The same run again: it is the champion already; no second version of the same model
+    decision = client.get_model_version(name, "1").tags["decision"]
     second = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
-    assert (second.alias, second.version) == ("challenger", "2")
-    again = client.get_model_version(name, "2")
-    page = mlflow.get_logged_model(again.model_id or again.source.rsplit("/", 1)[-1])
-    assert len({m.key for m in page.metrics}) == len(page.metrics)  # a second registration too
-    assert second.champion_val is not None
-    assert second.champion_val.accuracy == pytest.approx(second.candidate_val.accuracy)
-    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert (second.alias, second.version) == ("champion", "1")
+    assert "already the champion (version 1)" in second.reason
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+    assert client.get_model_version(name, "1").tags["decision"] == decision  # kept
     saved = json.loads((tmp_path / "register.json").read_text())
-    assert saved["alias"] == "challenger" and saved["model_kind"] == "segcnn"
-    assert saved["candidate_val"]["accuracy"] == saved["champion_val"]["accuracy"]
-    decision = client.get_model_version(name, "2").tags["decision"]
-    assert decision.startswith("challenger") and "champion" in decision
+    assert saved["champion"]["version"] == "1" and saved["champion"]["model_kind"] == "segcnn"
+    assert saved["champion"]["val_track_accuracy"] == pytest.approx(first.candidate_val.accuracy)
 
 
 def test_better_champion_is_kept(tiny_project, tmp_path):
@@ -118,12 +113,23 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
     cfg.train = replace(good, experiment="weak", max_epochs=1,
                         kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
     train_model(cfg, "cnn", feat_dir, log=quiet)
-    weak = register_best(cfg, manifest, log=quiet)
+    weak = register_best(cfg, manifest, out=tmp_path / "register.json", log=quiet)
     assert weak.alias == "challenger"
     assert weak.champion_val.accuracy > weak.candidate_val.accuracy
     name = cfg.register.model_name
-    assert str(MlflowClient(cfg.tracking.uri).get_model_version_by_alias(
-        name, "champion").version) == champion.version
+    client = MlflowClient(cfg.tracking.uri)
+    assert str(client.get_model_version_by_alias(name, "champion").version) == champion.version
+    # register.json says who holds @champion: what the report and `dvc metrics` show
+    saved = json.loads((tmp_path / "register.json").read_text())
+    assert saved["version"] == weak.version and saved["champion_version"] == champion.version
+    held = saved["champion"]
+    assert (held["version"], held["model_kind"]) == (champion.version, "segcnn")
+    assert held["val_track_accuracy"] == pytest.approx(weak.champion_val.accuracy)
+    assert held["test_track_accuracy"] == pytest.approx(champion.test_track_accuracy)
+    # a second registration of the same challenger run adds no version either
+    again = register_best(cfg, manifest, log=quiet)
+    assert (again.alias, again.version) == ("challenger", weak.version)
+    assert len(client.search_model_versions(f"name = '{name}'")) == 2
 
 
 def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, tmp_path,
