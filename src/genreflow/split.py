@@ -114,6 +114,19 @@ def make_split(
     for s in SPLITS:
         if not (out["split"] == s).any():
             raise SplitError(f"split '{s}' is empty; add clips or change split.ratios")
+    per = pd.crosstab(out["genre"], out["split"]).reindex(index=genres, columns=list(SPLITS),
+                                                          fill_value=0)
+    untrained = [g for g in genres if per.loc[g, "train"] == 0]
+    if untrained:
+        why = (" (the fault-filtered lists name clips this data set does not have)"
+               if cfg.method == "fault_filtered" else "")
+        raise SplitError(f"genre(s) {untrained} would have no training clips{why}; add their "
+                         "clips, leave them out of split.genres, or change split.method")
+    for s in ("val", "test"):
+        unseen = [g for g in genres if per.loc[g, s] == 0]
+        if unseen:
+            log(f"warning: genre(s) {unseen} have no {s} clips: their {s} accuracy is not "
+                "measured")
     return out.reset_index(drop=True)
 
 

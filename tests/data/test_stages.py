@@ -121,6 +121,17 @@ def test_fault_filtered_split_applied_exactly(tmp_path: Path):
     assert got == {s: sorted(v) for s, v in picks.items()}
     assert "metal.00004" not in set(m["clip_id"])
 
+    # a genre whose listed training clips are all missing cannot be learnt: refused, named
+    for cid in picks["train"]:
+        if cid.startswith("metal"):
+            (tmp_path / "d" / "metal" / f"{cid}.wav").unlink()
+    report = validate_dataset(DataConfig(dir=str(tmp_path / "d")), ValidateConfig(),
+                              workers=1, log=quiet, audio=AudioConfig(min_seconds=1))
+    with pytest.raises(SplitError, match=r"\['metal'\] would have no training clips \(the "
+                                         "fault-filtered lists name clips"):
+        make_split(report, SplitConfig(method="fault_filtered"),
+                   DataConfig(dir=str(tmp_path / "d"), genres=genres), log=quiet)
+
 
 def test_features_shapes_and_train_only_normaliser(dataset: Path, tmp_path: Path):
     (dataset / "metal" / "metal.00050.wav").write_bytes(b"garbage")
