@@ -70,6 +70,10 @@ def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
             "Train and register a model first (`dvc repro` or `genreflow register`), check "
             "MLFLOW_TRACKING_URI, or pass --model with another URI or a bundle folder"
         ) from None
+    except Exception as exc:  # noqa: BLE001  (e.g. a run's Keras model: its layers unknown here)
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise GenreflowError(f"{not_an_audio_model(model_uri)} (loading it failed: "
+                             f"{type(exc).__name__}: {first})") from None
     try:
         python_model = model.unwrap_python_model()
     except MlflowException:
