@@ -308,6 +308,21 @@ def test_predict_cli_exit_code(tiny_model, tmp_path):
     assert ok.exit_code == 0, ok.output
 
 
+def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genreflow.cli import app
+
+    absent = tmp_path / "mlflow.db"  # its folder exists: SQLite would create it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{absent}")
+    song = write_tone(tmp_path / "song.wav", seconds=3.0)
+    result = CliRunner().invoke(app, ["predict", str(song), "--model",
+                                      "models:/gtzan-genre-classifier@champion",
+                                      "--params", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 1 and "no model registry at sqlite:///" in result.output
+    assert not absent.exists() and "Traceback" not in result.output
+
+
 def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, tmp_path):
     """A training run's window-level model (or any other MLflow model) is refused by both,
     with the same message, before a server starts or a file is read."""

@@ -1,6 +1,6 @@
 """Audio I/O shared by every stage, the served model and ``genreflow predict``.
 
-One decoder (soundfile/libsndfile: wav, au, flac, ogg, mp3) and one
+One decoder (soundfile/libsndfile: wav, au, flac, ogg, mp3, aiff) and one
 log-mel transform, so that training and serving see identical inputs.
 """
 
@@ -20,7 +20,7 @@ from genreflow.config import FeaturesConfig
 from genreflow.errors import GenreflowError, MissingInputError
 from genreflow.quiet import quiet_c_stderr
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
 SOURCE_FILE = "SOURCE.json"
 

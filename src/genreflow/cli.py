@@ -86,7 +86,7 @@ def data_get(
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of a downloaded file.")] = None,
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
 ) -> None:
-    """Bring GTZAN (any subset; wav, au, flac, ogg, mp3) into DEST."""
+    """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST."""
     from genreflow.data import get_data, track_with_dvc
 
     info = get_data(source, dest, sha256=sha256, log=_log)
@@ -339,7 +339,7 @@ def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local m
 
 @app.command()
 @friendly
-def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, flac, ogg, mp3, au.")],
+def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, flac, ogg, mp3, au, aiff.")],
             model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
             = paths.default_model_uri(),
             top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,

@@ -42,6 +42,21 @@ def load_predictor(model_uri: str) -> GenrePredictor:
     return load_model(model_uri)[0]
 
 
+def _check_store() -> None:
+    """A registry lookup needs the project's store: refuse (rather than create an empty
+    ``mlflow.db`` wherever the command runs) when a SQLite store file does not exist."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise GenreflowError(
+                f"no model registry at {uri} ({db.resolve()} does not exist): run the command "
+                "in the project folder (where `dvc repro` made mlflow.db), set "
+                "MLFLOW_TRACKING_URI, or pass --model with a bundle folder")
+
+
 def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
     """The predictor and, for a logged audio model, the input contract it carries."""
     from genreflow.quiet import import_tensorflow
@@ -60,13 +75,16 @@ def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
             raise GenreflowError(f"{model_uri}: no such model folder or bundle; pass an MLflow "
                                  "model URI (models:/<name>@<alias>, runs:/<id>/audio_model) or "
                                  "a bundle folder with preprocess.json")
+    if model_uri.startswith("models:"):
+        _check_store()
     try:
         with _quiet_downloads():
             model = mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as exc:
         reason = getattr(exc, "message", None) or str(exc)
         raise GenreflowError(
-            f"cannot load model {model_uri!r}: {reason.splitlines()[0] if reason else exc}. "
+            f"cannot load model {model_uri!r}: "
+            f"{(reason.splitlines()[0] if reason else str(exc)).rstrip('.')}. "
             "Train and register a model first (`dvc repro` or `genreflow register`), check "
             "MLFLOW_TRACKING_URI, or pass --model with another URI or a bundle folder"
         ) from None

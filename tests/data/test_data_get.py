@@ -39,7 +39,7 @@ def _write(path: Path, seconds: float = 0.25) -> None:
             for i in range(0, len(y), SR):
                 f.write(y[i : i + SR])
     else:
-        fmt = {".wav": "WAV", ".au": "AU", ".flac": "FLAC"}[path.suffix]
+        fmt = {".wav": "WAV", ".au": "AU", ".flac": "FLAC", ".aiff": "AIFF"}[path.suffix]
         sf.write(path, y, SR, format=fmt, subtype="PCM_16")
 
 
@@ -54,7 +54,7 @@ def make_tree(root: Path, spec: dict[str, list[str]]) -> Path:
 def test_folder_source_copies_all_formats(tmp_path: Path) -> None:
     src = make_tree(
         tmp_path / "gtzan",
-        {"blues": ["au", "wav"], "rock": ["ogg", "flac"], "mystery": ["wav"]},
+        {"blues": ["au", "wav"], "rock": ["ogg", "flac", "aiff"], "mystery": ["wav"]},
     )
     (src / "blues" / "notes.txt").write_text("not audio")
     _write(src / "blues" / "blues.0001.wav")  # 4 digits: not GTZAN naming
@@ -69,8 +69,8 @@ def test_folder_source_copies_all_formats(tmp_path: Path) -> None:
     assert info == {
         "source": "gtzan",
         "origin": str(src),
-        "n_clips": 5,
-        "genres": {"blues": 2, "mystery": 1, "rock": 2},
+        "n_clips": 6,
+        "genres": {"blues": 2, "mystery": 1, "rock": 3},
     }
     assert json.loads((dest / SOURCE_FILE).read_text()) == info
     clips = find_clips(dest)
@@ -80,12 +80,14 @@ def test_folder_source_copies_all_formats(tmp_path: Path) -> None:
         "mystery.00000.wav",
         "rock.00000.ogg",
         "rock.00001.flac",
+        "rock.00002.aiff",
     ]
     for c in clips:
         assert c.path.stat().st_mode & stat.S_IWUSR
         y, sr = decode(c.path)
         assert sr == SR and abs(len(y) - 0.25 * SR) < 0.01 * SR
-    assert "3 file(s)" in log.text  # the three ignored files are reported
+    assert "3 file(s)" in log.text  # the three ignored files are reported, by name
+    assert "blues/notes.txt" in log.text and "rock/blues.00009.wav" in log.text
     assert "mystery" in log.text
     assert sorted(p.name for p in dest.parent.iterdir()) == ["data"]  # no temp dirs left
 

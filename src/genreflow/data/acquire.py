@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
+from genreflow.audio import AUDIO_EXTENSIONS
 from genreflow.config import GTZAN_GENRES
 from genreflow.data.archive import archive_kind, check_sha, download, extract, sha256_of
 from genreflow.data.layout import Tree, find_tree, no_tree_error
@@ -89,7 +90,8 @@ def get_data(
         if missing and len(missing) < len(GTZAN_GENRES):
             log(f"note: GTZAN genre(s) absent from the source: {missing}")
         if tree.ignored:
-            log(f"ignored {tree.ignored} file(s) not named <genre>.NNNNN.<audio ext>")
+            log(f"ignored {tree.ignored} file(s) not named <genre>.NNNNN.<audio ext> "
+                f"(e.g. {', '.join(tree.ignored_names)}; audio ext: {', '.join(AUDIO_EXTENSIONS)})")
         if tree.duplicates:
             log(f"ignored {tree.duplicates} duplicate clip(s) (same id, another format)")
         log(f"{'moving' if move else 'copying'} {tree.n_clips} clips from {tree.root} ...")

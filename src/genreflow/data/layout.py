@@ -4,7 +4,7 @@ levels down (Marsyas' ``genres/``, Kaggle's ``Data/genres_original/``)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from genreflow.audio import AUDIO_EXTENSIONS
@@ -20,6 +20,7 @@ class Tree:
     files: dict[str, list[Path]]  # genre -> clip files (first one per clip id)
     ignored: int
     duplicates: int
+    ignored_names: list[str] = field(default_factory=list)  # a few, for the message
 
     @property
     def n_clips(self) -> int:
@@ -30,10 +31,11 @@ def scan_tree(root: Path) -> Tree:
     """Clip files under ``root/<genre>/<genre>.NNNNN.<ext>`` (genre folders with none are skipped)."""
     files: dict[str, list[Path]] = {}
     ignored = duplicates = 0
+    names: list[str] = []
     rank = {ext: i for i, ext in enumerate(AUDIO_EXTENSIONS)}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         chosen: dict[str, Path] = {}
-        other = 0
+        other: list[str] = []
         for f in sorted(sub.iterdir()):
             if f.name.startswith("."):
                 continue
@@ -45,7 +47,7 @@ def scan_tree(root: Path) -> Tree:
                 and f.is_file()
             )
             if not ok:
-                other += 1
+                other.append(f"{sub.name}/{f.name}")
                 continue
             stem = f.name[: -len(m["ext"])]
             if stem in chosen:
@@ -55,8 +57,9 @@ def scan_tree(root: Path) -> Tree:
             chosen[stem] = f
         if chosen:
             files[sub.name] = [chosen[k] for k in sorted(chosen)]
-            ignored += other
-    return Tree(root, files, ignored, duplicates)
+            ignored += len(other)
+            names += other
+    return Tree(root, files, ignored, duplicates, names[:5])
 
 
 def find_tree(top: Path) -> Tree | None:
