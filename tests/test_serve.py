@@ -373,3 +373,20 @@ def test_keep_request_memory_sets_glibc_thresholds(monkeypatch):
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
     monkeypatch.setenv(ENV_MALLOC, "default")
     assert keep_request_memory() is False
+
+
+def test_serve_on_a_taken_port_says_so_before_loading(tiny_model, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        t0 = time.monotonic()
+        served = subprocess.run(
+            [sys.executable, "-m", "genreflow.cli", "serve", str(tiny_model.model), "--port",
+             str(port), "--params", str(tmp_path / "none.yaml")],
+            capture_output=True, text=True, timeout=120)
+    assert served.returncode == 1, served.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in served.stderr and "--port" in served.stderr
+    assert time.monotonic() - t0 < 60

@@ -234,6 +234,26 @@ def create_app():
     return Guard(scoring_server.init(model), max_body_bytes=int(audio.max_request_mb * 2**20))
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail before loading the model when the address is taken (uvicorn says so only after)."""
+    import socket
+
+    from genreflow.errors import GenreflowError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise GenreflowError(f"--host {host}: cannot resolve it ({exc})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise GenreflowError(f"cannot listen on {host}:{port} ({exc.strerror}); is another "
+                                 "server running there? Pass --port with a free port") from None
+
+
 def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, workers: int = 1,
           timeout: int = 60, log_level: str = "info") -> None:
     """Download ``model_uri`` once, then run the guarded app under uvicorn."""
@@ -245,6 +265,7 @@ def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, workers: in
 
     if workers < 1:
         raise GenreflowError(f"--workers: expected at least 1, got {workers}")
+    _check_port(host, port)
     local = Path(model_uri)
     if not (local / "MLmodel").is_file():
         try:
