@@ -309,16 +309,22 @@ def test_predict_cli_exit_code(tiny_model, tmp_path):
 
 
 def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch):
+    import mlflow
     from typer.testing import CliRunner
 
     from genreflow.cli import app
 
+    before = mlflow.get_tracking_uri()  # an earlier test in this process may have set one
     absent = tmp_path / "mlflow.db"  # its folder exists: SQLite would create it
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{absent}")
-    song = write_tone(tmp_path / "song.wav", seconds=3.0)
-    result = CliRunner().invoke(app, ["predict", str(song), "--model",
-                                      "models:/gtzan-genre-classifier@champion",
-                                      "--params", str(tmp_path / "none.yaml")])
+    mlflow.set_tracking_uri(f"sqlite:///{absent}")
+    try:
+        song = write_tone(tmp_path / "song.wav", seconds=3.0)
+        result = CliRunner().invoke(app, ["predict", str(song), "--model",
+                                          "models:/gtzan-genre-classifier@champion",
+                                          "--params", str(tmp_path / "none.yaml")])
+    finally:
+        mlflow.set_tracking_uri(before)
     assert result.exit_code == 1 and "no model registry at sqlite:///" in result.output
     assert not absent.exists() and "Traceback" not in result.output
 

@@ -246,7 +246,9 @@ def _draw_decoded(
     paths.append(save_png(fig, out("rolloff"), dpi))
 
     # (5) chroma
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=feat.n_fft,
+    # on the A440 grid (tuning=0): no tuning estimate, whose numba code librosa caches on
+    # disk; parallel workers writing that cache at once left it corrupt here once (a segfault)
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=feat.n_fft, tuning=0.0,
                                          hop_length=feat.hop_length, n_chroma=12)
     fig, ax, cax = _clip_figure(10, 3.6, colorbar=True)
     im = ax.imshow(chroma, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest",
