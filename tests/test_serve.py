@@ -323,10 +323,14 @@ def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch
         result = CliRunner().invoke(app, ["predict", str(song), "--model",
                                           "models:/gtzan-genre-classifier@champion",
                                           "--params", str(tmp_path / "none.yaml")])
+        served = CliRunner().invoke(app, ["serve", "models:/gtzan-genre-classifier@champion",
+                                          "--port", str(_free_port()),
+                                          "--params", str(tmp_path / "none.yaml")])
     finally:
         mlflow.set_tracking_uri(before)
     assert result.exit_code == 1 and "no model registry at sqlite:///" in result.output
     assert not absent.exists() and "Traceback" not in result.output
+    assert served.exit_code == 1 and "no model registry at sqlite:///" in served.output
 
 
 def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, tmp_path):

@@ -42,21 +42,6 @@ def load_predictor(model_uri: str) -> GenrePredictor:
     return load_model(model_uri)[0]
 
 
-def _check_store() -> None:
-    """A registry lookup needs the project's store: refuse (rather than create an empty
-    ``mlflow.db`` wherever the command runs) when a SQLite store file does not exist."""
-    import mlflow
-
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise GenreflowError(
-                f"no model registry at {uri} ({db.resolve()} does not exist): run the command "
-                "in the project folder (where `dvc repro` made mlflow.db), set "
-                "MLFLOW_TRACKING_URI, or pass --model with a bundle folder")
-
-
 def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
     """The predictor and, for a logged audio model, the input contract it carries."""
     from genreflow.quiet import import_tensorflow
@@ -75,8 +60,9 @@ def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
             raise GenreflowError(f"{model_uri}: no such model folder or bundle; pass an MLflow "
                                  "model URI (models:/<name>@<alias>, runs:/<id>/audio_model) or "
                                  "a bundle folder with preprocess.json")
-    if model_uri.startswith("models:"):
-        _check_store()
+    from genreflow.tracking import require_registry
+
+    require_registry(model_uri)
     try:
         with _quiet_downloads():
             model = mlflow.pyfunc.load_model(model_uri)

@@ -268,6 +268,9 @@ def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, workers: in
     _check_port(host, port)
     local = Path(model_uri)
     if not (local / "MLmodel").is_file():
+        from genreflow.tracking import require_registry
+
+        require_registry(model_uri)
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
         except (MlflowException, OSError) as exc:

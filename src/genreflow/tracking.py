@@ -30,6 +30,24 @@ def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
     return exp_id
 
 
+def require_registry(model_uri: str) -> None:
+    """A ``models:/`` URI needs the project's registry: refuse (rather than let MLflow create
+    an empty ``mlflow.db`` wherever the command runs) when its SQLite store file is absent."""
+    import mlflow
+
+    from genreflow.errors import GenreflowError
+
+    uri = mlflow.get_tracking_uri()
+    if not model_uri.startswith("models:") or not uri.startswith("sqlite:///"):
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    if not db.is_file():
+        raise GenreflowError(
+            f"no model registry at {uri} ({db.resolve()} does not exist): run the command "
+            "in the project folder (where `dvc repro` made mlflow.db), set "
+            "MLFLOW_TRACKING_URI, or give a local model or bundle folder instead")
+
+
 def git_info(cwd: str | Path = ".") -> dict[str, str]:
     """Current commit and whether the work tree has uncommitted changes."""
 
