@@ -123,16 +123,14 @@ class GenrePredictor:
     def warm_up(self, seconds: float = 10.0) -> None:
         """Run the whole path once on quiet noise, so that the first request does not pay
         for building the frozen graph, the filter banks and the imports (segcnn: 0.6 s -> 0.1 s)."""
-        noise = np.random.default_rng(0).standard_normal(int(seconds * self.sample_rate))
-        self.probs_from_audio((0.01 * noise).astype(np.float32))
+        self.probs_from_audio(self._quiet_noise(seconds))
 
     def latency_ms(self, seconds: float = 30.0, repeat: int = 5) -> float:
         """Median wall time in ms of :meth:`probs_from_audio` on a ``seconds`` clip, after one
         warm-up call: the model's share of a served request (decoding comes on top), here."""
         import time
 
-        noise = np.random.default_rng(0).standard_normal(int(seconds * self.sample_rate))
-        y = (0.01 * noise).astype(np.float32)
+        y = self._quiet_noise(seconds)
         self.probs_from_audio(y)
         times = []
         for _ in range(repeat):
@@ -140,6 +138,11 @@ class GenrePredictor:
             self.probs_from_audio(y)
             times.append(time.perf_counter() - t0)
         return 1000 * float(np.median(times))
+
+    def _quiet_noise(self, seconds: float) -> np.ndarray:
+        """Seeded quiet noise at :attr:`sample_rate`: a stand-in clip for timing and warm-up."""
+        noise = np.random.default_rng(0).standard_normal(int(seconds * self.sample_rate))
+        return (0.01 * noise).astype(np.float32)
 
     def probs_from_audio(self, y: np.ndarray) -> np.ndarray:
         """Track probabilities of a mono signal at :attr:`sample_rate`: the mean over its windows."""

@@ -114,8 +114,7 @@ def make_split(
     for s in SPLITS:
         if not (out["split"] == s).any():
             raise SplitError(f"split '{s}' is empty; add clips or change split.ratios")
-    per = pd.crosstab(out["genre"], out["split"]).reindex(index=genres, columns=list(SPLITS),
-                                                          fill_value=0)
+    per = split_table(out).reindex(index=genres, fill_value=0)
     untrained = [g for g in genres if per.loc[g, "train"] == 0]
     if untrained:
         why = (" (the fault-filtered lists name clips this data set does not have)"

@@ -90,8 +90,8 @@ def get_data(
         if missing and len(missing) < len(GTZAN_GENRES):
             log(f"note: GTZAN genre(s) absent from the source: {missing}")
         if tree.ignored:
-            log(f"ignored {tree.ignored} file(s) not named <genre>.NNNNN.<audio ext> "
-                f"(e.g. {', '.join(tree.ignored_names)}; audio ext: {', '.join(AUDIO_EXTENSIONS)})")
+            log(f"ignored {len(tree.ignored)} file(s) not named <genre>.NNNNN.<audio ext> "
+                f"(e.g. {', '.join(tree.ignored[:5])}; audio ext: {', '.join(AUDIO_EXTENSIONS)})")
         if tree.duplicates:
             log(f"ignored {tree.duplicates} duplicate clip(s) (same id, another format)")
         log(f"{'moving' if move else 'copying'} {tree.n_clips} clips from {tree.root} ...")

@@ -4,7 +4,7 @@ levels down (Marsyas' ``genres/``, Kaggle's ``Data/genres_original/``)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from genreflow.audio import AUDIO_EXTENSIONS
@@ -18,9 +18,8 @@ SEARCH_DEPTH = 3  # how deep below the given folder the <genre>/ tree may sit
 class Tree:
     root: Path
     files: dict[str, list[Path]]  # genre -> clip files (first one per clip id)
-    ignored: int
+    ignored: list[str]  # <genre>/<file> of every file not named like a clip
     duplicates: int
-    ignored_names: list[str] = field(default_factory=list)  # a few, for the message
 
     @property
     def n_clips(self) -> int:
@@ -30,8 +29,8 @@ class Tree:
 def scan_tree(root: Path) -> Tree:
     """Clip files under ``root/<genre>/<genre>.NNNNN.<ext>`` (genre folders with none are skipped)."""
     files: dict[str, list[Path]] = {}
-    ignored = duplicates = 0
-    names: list[str] = []
+    ignored: list[str] = []
+    duplicates = 0
     rank = {ext: i for i, ext in enumerate(AUDIO_EXTENSIONS)}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         chosen: dict[str, Path] = {}
@@ -57,9 +56,8 @@ def scan_tree(root: Path) -> Tree:
             chosen[stem] = f
         if chosen:
             files[sub.name] = [chosen[k] for k in sorted(chosen)]
-            ignored += len(other)
-            names += other
-    return Tree(root, files, ignored, duplicates, names[:5])
+            ignored += other
+    return Tree(root, files, ignored, duplicates)
 
 
 def find_tree(top: Path) -> Tree | None:
