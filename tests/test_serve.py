@@ -23,7 +23,7 @@ import soundfile as sf
 
 from conftest import TINY_GENRES, prepare_features, tiny_config, write_tone
 from genreflow.config import AudioConfig
-from tests_helpers import awkward_files
+from tests_helpers import awkward_files, free_port
 
 # the served contract: small limits so that the tests can reach every one cheaply
 CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0, max_request_mb=2.0, max_rows=4,
@@ -78,12 +78,6 @@ def tiny_model(tiny_data, tmp_path_factory):
     return SimpleNamespace(root=root, bundle=bundle, model=Path(local), info=info)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def servers(tiny_model):
     """``mlflow models serve`` and ``genreflow serve`` on loopback, started together."""
@@ -100,7 +94,7 @@ def servers(tiny_model):
     }
     procs, bases, logs = {}, {}, {}
     for name, cmd in commands.items():
-        port = _free_port()
+        port = free_port()
         logs[name] = tiny_model.root / f"{name}-server.log"
         procs[name] = subprocess.Popen(
             [*cmd, "--port", str(port)], env=env, stdout=logs[name].open("wb"),
@@ -324,7 +318,7 @@ def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch
                                           "models:/gtzan-genre-classifier@champion",
                                           "--params", str(tmp_path / "none.yaml")])
         served = CliRunner().invoke(app, ["serve", "models:/gtzan-genre-classifier@champion",
-                                          "--port", str(_free_port()),
+                                          "--port", str(free_port()),
                                           "--params", str(tmp_path / "none.yaml")])
     finally:
         mlflow.set_tracking_uri(before)
@@ -351,7 +345,7 @@ def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, t
     assert is_audio_model_folder(tiny_model.model) and not is_audio_model_folder(other)
     none = ["--params", str(tmp_path / "none.yaml")]
     served = subprocess.run(  # a process with a timeout: without the check a server starts
-        [sys.executable, "-m", "genreflow.cli", "serve", str(other), "--port", str(_free_port()),
+        [sys.executable, "-m", "genreflow.cli", "serve", str(other), "--port", str(free_port()),
          *none], capture_output=True, text=True, timeout=120)
     song = write_tone(tmp_path / "song.wav", seconds=3.0)
     predicted = CliRunner().invoke(app, ["predict", str(song), "--model", str(other), *none])
@@ -386,7 +380,6 @@ def test_keep_request_memory_sets_glibc_thresholds(monkeypatch):
 
 
 def test_serve_on_a_taken_port_says_so_before_loading(tiny_model, tmp_path):
-    import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

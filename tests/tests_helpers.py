@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from conftest import write_tone
@@ -107,3 +108,58 @@ def merge_params(base: dict, over: dict) -> dict:
     for k, v in over.items():
         out[k] = merge_params(base.get(k) or {}, v) if isinstance(v, dict) else v
     return out
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, *extra: str):
+    """A real ``mlflow server`` on loopback over ``backend_uri``; yields its base URL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline, "mlflow server did not start"
+                assert server.poll() is None, "mlflow server exited"
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def tune_worker(cfg, features_dir: Path, tracking_uri: str, n_trials: int) -> dict:
+    """One `genreflow tune` worker in its own process (for ProcessPoolExecutor)."""
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    from genreflow.tfenv import set_tf_environment
+
+    set_tf_environment()
+    from genreflow.tune import tune
+
+    return tune(cfg, features_dir, n_trials=n_trials, log=lambda m: None)

@@ -14,20 +14,56 @@ from genreflow.config import TrackingConfig
 def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
     """Point MLflow at the configured store and return the experiment id.
 
-    New experiments keep their artefacts under ``tracking.artifact_root``
-    (``mlruns/`` by default), next to the SQLite store ``mlflow.db``.
+    With a database store (``sqlite:///mlflow.db``, ``postgresql://...``), new experiments
+    keep their artefacts under ``tracking.artifact_root`` (``mlruns/`` by default). With a
+    tracking server (``http(s)://``), the server decides where artefacts go (its
+    ``--artifacts-destination``), so that runs from several machines land in one place.
+    Several processes may create the experiment at once (tune workers sharing a store):
+    the one that loses the race uses the winner's.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    mlflow.set_tracking_uri(tracking.resolved_uri())
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is not None:
-        exp_id = exp.experiment_id
-    else:
-        root = Path(tracking.artifact_root).resolve()
-        exp_id = mlflow.create_experiment(experiment, artifact_location=(root / experiment).as_uri())
-    mlflow.set_experiment(experiment_id=exp_id)
-    return exp_id
+    uri = tracking.resolved_uri()
+    mlflow.set_tracking_uri(uri)
+    exp = retry_store_setup(lambda: mlflow.get_experiment_by_name(experiment))
+    if exp is None:
+        location = None
+        if not is_server_uri(uri):
+            location = (Path(tracking.artifact_root).resolve() / experiment).as_uri()
+        try:
+            mlflow.create_experiment(experiment, artifact_location=location)
+        except MlflowException:
+            if mlflow.get_experiment_by_name(experiment) is None:
+                raise
+        exp = mlflow.get_experiment_by_name(experiment)
+    mlflow.set_experiment(experiment_id=exp.experiment_id)
+    return exp.experiment_id
+
+
+#: What a store says while another process is creating its tables (a fresh PostgreSQL
+#: database reached by several workers at once) or upgrading its schema.
+_SCHEMA_RACE = ("duplicate key value", "already exists", "out-of-date database schema")
+
+
+def retry_store_setup(call, attempts: int = 8):
+    """``call()``, retried while a concurrent process is still setting the store up
+    (an MLflow tracking store or an Optuna storage: both create their tables on first use)."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not any(m in str(exc) for m in _SCHEMA_RACE):
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    return None
+
+
+def is_server_uri(uri: str) -> bool:
+    """Whether ``uri`` names a tracking server (which stores artefacts itself)."""
+    return uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
 
 
 def require_registry(model_uri: str) -> None:

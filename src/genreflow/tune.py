@@ -130,13 +130,18 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
         Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
-    try:
+    from genreflow.tracking import retry_store_setup
+
+    def open_storage() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=tcfg.heartbeat_seconds,
                 grace_period=2 * tcfg.heartbeat_seconds,
                 heartbeat_stale_trial_callback=_stale_trial_failed)
+
+    try:  # workers started together on a fresh database race to create Optuna's tables
+        return retry_store_setup(open_storage)
     except Exception as exc:
         raise ConfigError(f"tune.storage: cannot open {redact(url)!r} as an Optuna RDB storage "
                           f"(expected e.g. sqlite:///optuna.db): {exc}") from None
@@ -167,8 +172,9 @@ def load_study(cfg: Config, model: str | None = None,
                space: Mapping[str, Suggester] | None = None) -> optuna.Study:
     """Create or resume the study (maximising validation track accuracy).
 
-    The TPE sampler is seeded with ``tune.seed + <trials already stored>``: a
-    resumed study is reproducible and does not redraw its first trials' parameters.
+    Each trial's draws are seeded with ``tune.seed + <trial number>``
+    (:class:`~genreflow.sampler.TrialSeededTPE`): a resumed study is reproducible, and
+    workers sharing the study (several processes or machines) do not repeat each other.
     A stored study of another search space is refused (its trials would mislead TPE).
     """
     import optuna
@@ -181,8 +187,9 @@ def load_study(cfg: Config, model: str | None = None,
         pruner=pruner or optuna.pruners.MedianPruner(
             n_startup_trials=cfg.tune.prune_startup_trials,
             n_warmup_steps=cfg.tune.prune_warmup_epochs))
-    study.sampler = optuna.samplers.TPESampler(seed=cfg.tune.seed + len(study.trials),
-                                               n_startup_trials=5)
+    from genreflow.sampler import TrialSeededTPE
+
+    study.sampler = TrialSeededTPE(cfg.tune.seed, n_startup_trials=5)
     stored = study.user_attrs.get("search_space")
     if stored is not None and stored != ident["search_space"]:
         raise ConfigError(

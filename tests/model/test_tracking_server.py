@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from genreflow.train import train_model
+from tests_helpers import mlflow_server
 
 quiet = lambda m: None  # noqa: E731
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> dict:
@@ -43,23 +32,7 @@ def test_mlflow_server_serves_runs_metrics_and_artifacts(tiny_project, tmp_path:
     a = train_model(cfg, "cnn", feat_dir, log=quiet)
     b = train_model(cfg, "segcnn", feat_dir, log=quiet)
 
-    port = _free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", cfg.tracking.uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline, "mlflow server did not start"
-                assert server.poll() is None, "mlflow server exited"
-                time.sleep(0.5)
+    with mlflow_server(cfg.tracking.uri) as base:
         exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=test")
         exp_id = exp["experiment"]["experiment_id"]
         runs = _post(f"{base}/api/2.0/mlflow/runs/search",
@@ -76,6 +49,3 @@ def test_mlflow_server_serves_runs_metrics_and_artifacts(tiny_project, tmp_path:
         assert [m["step"] for m in hist["metrics"]] == [1, 2]  # epochs from 1, as everywhere
         arts = _get(f"{base}/api/2.0/mlflow/artifacts/list?run_id={a.run_id}&path=reports")
         assert any(f["path"].endswith("confusion_test.png") for f in arts["files"])
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
