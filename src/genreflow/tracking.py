@@ -25,6 +25,7 @@ def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
     from mlflow.exceptions import MlflowException
 
     uri = tracking.resolved_uri()
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     exp = retry_store_setup(lambda: mlflow.get_experiment_by_name(experiment))
     if exp is None:
@@ -61,20 +62,65 @@ def retry_store_setup(call, attempts: int = 8):
     return None
 
 
+def redact(url: str) -> str:
+    """``url`` with any password hidden (safe to log)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an RDB URL: nothing to hide that we know of
+        return url
+
+
+def check_reachable(uri: str) -> None:
+    """Refuse within seconds a tracking server or PostgreSQL store that does not answer
+    (MLflow itself retries for 2-4 minutes before it gives up)."""
+    from genreflow.errors import GenreflowError
+
+    scheme = uri.split(":", 1)[0].lower()
+    try:
+        if scheme in ("http", "https"):
+            import requests
+
+            requests.get(uri.rstrip("/") + "/health", timeout=10)  # any answer will do
+        elif scheme.startswith("postgresql"):
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10})
+            try:
+                engine.connect().close()
+            finally:
+                engine.dispose()
+    except Exception as exc:
+        import re
+
+        text = str(exc).strip()
+        errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)  # requests nests the cause
+        reason = errno.group(0) if errno else (text.splitlines() or [type(exc).__name__])[0]
+        raise GenreflowError(
+            f"the MLflow tracking store {redact(uri)} does not answer ({reason}); start it, "
+            "or point tracking.uri (params.yaml) or MLFLOW_TRACKING_URI at one that runs"
+        ) from None
+
+
 def is_server_uri(uri: str) -> bool:
     """Whether ``uri`` names a tracking server (which stores artefacts itself)."""
     return uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
 
 
 def require_registry(model_uri: str) -> None:
-    """A ``models:/`` URI needs the project's registry: refuse (rather than let MLflow create
-    an empty ``mlflow.db`` wherever the command runs) when its SQLite store file is absent."""
+    """A ``models:/`` or ``runs:/`` URI needs the project's tracking store: refuse at once
+    when it does not answer, and (rather than let MLflow create an empty ``mlflow.db``
+    wherever the command runs) when its SQLite store file is absent."""
     import mlflow
 
     from genreflow.errors import GenreflowError
 
+    if not model_uri.startswith(("models:", "runs:")):
+        return
     uri = mlflow.get_tracking_uri()
-    if not model_uri.startswith("models:") or not uri.startswith("sqlite:///"):
+    check_reachable(uri)
+    if not uri.startswith("sqlite:///"):
         return
     db = Path(uri.removeprefix("sqlite:///"))
     if not db.is_file():

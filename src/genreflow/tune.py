@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from genreflow.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
 from genreflow.paths import FEATURES_DIR
 from genreflow.study_report import write_study_report
+from genreflow.tracking import redact
 
 if TYPE_CHECKING:
     import optuna
@@ -86,16 +87,6 @@ def study_name(cfg: Config, model: str | None = None) -> str:
     ident = study_identity(cfg, model=model)
     return (f"{cfg.tune.study}-{model or cfg.tune.model}-{ident['data_digest'][:8]}"
             f"{ident['split_digest'][:4]}-{ident['settings_digest'][:6]}")
-
-
-def redact(storage: str) -> str:
-    """The storage URL with any password hidden (safe to log)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(storage).render_as_string(hide_password=True)
-    except Exception:  # not an RDB URL: nothing to hide that we know of
-        return storage
 
 
 def _check(tcfg: TuneConfig, model: str) -> None:

@@ -112,3 +112,24 @@ def test_commands_that_load_models_keep_tensorflow_notices_off_stderr():
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "oneDNN" not in res.stderr and "absl" not in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("store", ["http://127.0.0.1:{port}", "postgresql://me:s3cret@127.0.0.1:{port}/mlflow"])
+def test_a_tracking_store_that_does_not_answer_is_named_within_seconds(store, tmp_path: Path,
+                                                                        monkeypatch):
+    """MLflow retries a dead server or database for minutes; predict with a models:/ URI
+    (and every command that tracks) says at once which store, with its password hidden."""
+    import time
+
+    from tests_helpers import free_port
+
+    monkeypatch.chdir(tmp_path)
+    uri = store.format(port=free_port())  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    (tmp_path / "song.wav").write_bytes(b"")
+    start = time.monotonic()
+    res = runner.invoke(app, ["predict", "song.wav", "--model", "models:/m@champion"])
+    line = _user_error(res)
+    assert time.monotonic() - start < 30
+    assert "does not answer" in line and "Connection refused" in line and "s3cret" not in line
+    assert uri.replace("s3cret", "***") in line
