@@ -296,7 +296,10 @@ def tune(
     parent_id = parent.info.run_id
     mlflow.log_params(params)
 
+    ran: list[int] = []
+
     def objective(trial: optuna.Trial) -> float:
+        ran.append(trial.number)  # other workers may add trials to the study meanwhile
         overrides = suggest(trial, tcfg, space)
         run_name = f"trial-{trial.number}"
         seen: dict[str, str] = {}
@@ -346,7 +349,7 @@ def tune(
                        gc_after_trial=True)
         summary = study_summary(cfg, model, study)
         summary["parent_run_id"] = parent_id
-        summary["trials_this_run"] = len(study.trials) - n_before
+        summary["trials_this_run"] = len(ran)
         _log_parent(study, summary, out_dir, log)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)

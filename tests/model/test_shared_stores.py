@@ -54,6 +54,7 @@ def test_two_tune_workers_share_one_study_and_one_tracking_server(postgres, tiny
             summaries = [j.result(timeout=600) for j in jobs]
 
         assert {s["study"] for s in summaries} == {summaries[0]["study"]}
+        assert [s["trials_this_run"] for s in summaries] == [1, 1]
         study = optuna.load_study(study_name=summaries[0]["study"], storage=cfg.tune.storage)
         trials = study.get_trials(deepcopy=False)
         assert sorted(t.number for t in trials) == [0, 1]
