@@ -28,18 +28,21 @@ def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     exp = retry_store_setup(lambda: mlflow.get_experiment_by_name(experiment))
-    if exp is None:
+    if exp is not None:
+        exp_id = exp.experiment_id
+    else:
         location = None
-        if not is_server_uri(uri):
+        if _scheme(uri) not in _SERVERS:
             location = (Path(tracking.artifact_root).resolve() / experiment).as_uri()
         try:
-            mlflow.create_experiment(experiment, artifact_location=location)
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
         except MlflowException:
-            if mlflow.get_experiment_by_name(experiment) is None:
+            exp = mlflow.get_experiment_by_name(experiment)  # made meanwhile by another
+            if exp is None:
                 raise
-        exp = mlflow.get_experiment_by_name(experiment)
-    mlflow.set_experiment(experiment_id=exp.experiment_id)
-    return exp.experiment_id
+            exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
 
 
 #: What a store says while another process is creating its tables (a fresh PostgreSQL
@@ -59,7 +62,6 @@ def retry_store_setup(call, attempts: int = 8):
             if attempt == attempts - 1 or not any(m in str(exc) for m in _SCHEMA_RACE):
                 raise
             time.sleep(0.5 * (attempt + 1))
-    return None
 
 
 def redact(url: str) -> str:
@@ -72,12 +74,24 @@ def redact(url: str) -> str:
         return url
 
 
+#: Schemes of tracking servers: they decide where artefacts go.
+_SERVERS = ("http", "https", "databricks")
+#: Stores that answered :func:`check_reachable` in this process (trials need not ask again).
+_ANSWERED: set[str] = set()
+
+
+def _scheme(uri: str) -> str:
+    return uri.split(":", 1)[0].lower()
+
+
 def check_reachable(uri: str) -> None:
     """Refuse within seconds a tracking server or PostgreSQL store that does not answer
-    (MLflow itself retries for 2-4 minutes before it gives up)."""
+    (MLflow itself retries for 2-4 minutes before it gives up). Asked once per process."""
     from genreflow.errors import GenreflowError
 
-    scheme = uri.split(":", 1)[0].lower()
+    if uri in _ANSWERED:
+        return
+    scheme = _scheme(uri)
     try:
         if scheme in ("http", "https"):
             import requests
@@ -101,11 +115,7 @@ def check_reachable(uri: str) -> None:
             f"the MLflow tracking store {redact(uri)} does not answer ({reason}); start it, "
             "or point tracking.uri (params.yaml) or MLFLOW_TRACKING_URI at one that runs"
         ) from None
-
-
-def is_server_uri(uri: str) -> bool:
-    """Whether ``uri`` names a tracking server (which stores artefacts itself)."""
-    return uri.split(":", 1)[0].lower() in ("http", "https", "databricks")
+    _ANSWERED.add(uri)
 
 
 def require_registry(model_uri: str) -> None:

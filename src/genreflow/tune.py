@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from genreflow.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
 from genreflow.paths import FEATURES_DIR
 from genreflow.study_report import write_study_report
-from genreflow.tracking import redact
+from genreflow.tracking import redact, retry_store_setup
 
 if TYPE_CHECKING:
     import optuna
@@ -121,7 +121,6 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
         Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
-    from genreflow.tracking import retry_store_setup
 
     def open_storage() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
