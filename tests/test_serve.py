@@ -23,7 +23,7 @@ import soundfile as sf
 
 from conftest import TINY_GENRES, prepare_features, tiny_config, write_tone
 from genreflow.config import AudioConfig
-from tests_helpers import awkward_files, free_port
+from tests_helpers import awkward_files, free_port, wait_for_http
 
 # the served contract: small limits so that the tests can reach every one cheaply
 CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0, max_request_mb=2.0, max_rows=4,
@@ -81,8 +81,6 @@ def tiny_model(tiny_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def servers(tiny_model):
     """``mlflow models serve`` and ``genreflow serve`` on loopback, started together."""
-    import requests
-
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -103,15 +101,7 @@ def servers(tiny_model):
     try:
         deadline = time.monotonic() + 180
         for name, base in bases.items():
-            while True:
-                assert procs[name].poll() is None, logs[name].read_text()[-3000:]
-                try:
-                    if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, f"{name} did not answer /ping in 180 s"
-                time.sleep(0.5)
+            wait_for_http(f"{base}/ping", procs[name], deadline, logs[name])
         yield SimpleNamespace(bases=bases, procs=procs, logs=logs)
     finally:
         for proc in procs.values():

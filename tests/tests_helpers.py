@@ -119,33 +119,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(url: str, proc, deadline: float, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if ``proc`` exits or
+    ``deadline`` (``time.monotonic()``) passes."""
+    import time
+
+    import requests
+
+    while True:
+        assert proc.poll() is None, log.read_text()[-3000:] if log else f"{url}: server exited"
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer in time"
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, *extra: str):
+def mlflow_server(backend_uri: str, *extra: str, log: Path):
     """A real ``mlflow server`` on loopback over ``backend_uri``; yields its base URL."""
     import os
     import signal
     import subprocess
     import sys
     import time
-    import urllib.request
 
     port = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline, "mlflow server did not start"
-                assert server.poll() is None, "mlflow server exited"
-                time.sleep(0.5)
+        wait_for_http(f"{base}/health", server, time.monotonic() + 120, log)
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)

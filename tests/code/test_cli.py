@@ -123,13 +123,15 @@ def test_a_tracking_store_that_does_not_answer_is_named_within_seconds(store, tm
 
     from tests_helpers import free_port
 
-    monkeypatch.chdir(tmp_path)
     uri = store.format(port=free_port())  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     (tmp_path / "song.wav").write_bytes(b"")
     start = time.monotonic()
-    res = runner.invoke(app, ["predict", "song.wav", "--model", "models:/m@champion"])
-    line = _user_error(res)
+    # a fresh interpreter: in this one, an earlier test's mlflow.set_tracking_uri would win
+    proc = _cli(["predict", "song.wav", "--model", "models:/m@champion"], tmp_path)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith("error: ")
     assert time.monotonic() - start < 30
     assert "does not answer" in line and "Connection refused" in line and "s3cret" not in line
     assert uri.replace("s3cret", "***") in line

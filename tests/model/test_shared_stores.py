@@ -48,7 +48,8 @@ def test_two_tune_workers_share_one_study_and_one_tracking_server(postgres, tiny
     cfg.tune = replace(cfg.tune, storage=_database(postgres, "optuna_shared"), max_epochs=1)
     artifacts = tmp_path / "server-artifacts"
     with mlflow_server(_database(postgres, "mlflow_shared"),
-                       "--artifacts-destination", str(artifacts)) as url:
+                       "--artifacts-destination", str(artifacts),
+                       log=tmp_path / "mlflow-server.log") as url:
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
             jobs = [pool.submit(tune_worker, cfg, feat_dir, url, 1) for _ in range(2)]
             summaries = [j.result(timeout=600) for j in jobs]

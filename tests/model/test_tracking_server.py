@@ -32,7 +32,7 @@ def test_mlflow_server_serves_runs_metrics_and_artifacts(tiny_project, tmp_path:
     a = train_model(cfg, "cnn", feat_dir, log=quiet)
     b = train_model(cfg, "segcnn", feat_dir, log=quiet)
 
-    with mlflow_server(cfg.tracking.uri) as base:
+    with mlflow_server(cfg.tracking.uri, log=tmp_path / "mlflow-server.log") as base:
         exp = _get(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=test")
         exp_id = exp["experiment"]["experiment_id"]
         runs = _post(f"{base}/api/2.0/mlflow/runs/search",
