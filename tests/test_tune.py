@@ -242,3 +242,20 @@ def test_study_is_per_fixed_training_settings(tiny_project):
     cfg.train = replace(cfg.train, batch_size=cfg.train.batch_size + 1)
     assert study_name(cfg) != name
     assert study_name(cfg, "cnn").startswith(f"{cfg.tune.study}-cnn-")
+
+
+def test_a_worker_joining_while_another_labels_the_study_still_runs(tiny_project):
+    """Another worker created the study and had written only its first label when this one
+    loaded it (the window two workers started together can hit): the missing labels are
+    filled in, rather than a KeyError on 'data_digest'."""
+    from genreflow.tune import study_name, tune
+
+    cfg, feat_dir = tiny_project
+    other = optuna.create_study(study_name=study_name(cfg), storage=cfg.tune.storage,
+                                direction="maximize")
+    other.set_user_attr("model", cfg.tune.model)  # ...and then that worker paused
+
+    summary = tune(cfg, feat_dir, n_trials=1, log=quiet)
+
+    assert summary["n_complete"] == 1
+    assert _study(cfg).user_attrs["data_digest"] == summary["data_digest"] is not None

@@ -186,9 +186,13 @@ def load_study(cfg: Config, model: str | None = None,
             f"tune: the stored study {name!r} searched {stored}, but params.yaml now asks for "
             f"{ident['search_space']}; its trials would mislead the sampler. Set tune.study to "
             "a new name for a new study, or restore the tune settings to continue this one")
-    if "model" not in study.user_attrs:
-        for key, value in {"model": model or cfg.tune.model, "metric": OBJECTIVE_METRIC,
-                           **ident}.items():
+    # Every label, not only when "model" is missing: a worker started together with this one
+    # may have created the study and written only some of them so far (same values: the
+    # name holds the identity, and the search space was checked above).
+    labels = study.user_attrs
+    for key, value in {"model": model or cfg.tune.model, "metric": OBJECTIVE_METRIC,
+                       **ident}.items():
+        if key not in labels:
             study.set_user_attr(key, value)
     return study
 
