@@ -120,3 +120,39 @@ def test_musicnn_settings_name_the_bad_field(tiny_project, field, value):
     cfg, _ = tiny_project
     with pytest.raises(ConfigError, match=rf"train\.musicnn.*{field}"):
         with_kind(cfg, "musicnn", **{field: value})
+
+
+def test_narrow_band_patches_are_read_by_their_own_top(tiny_project, tmp_path):
+    """An 8 kHz recording's patches go to the narrow-band top, full-band ones to the other,
+    in the saved servable (the layer and its numpy twin agree on the flag)."""
+    from genreflow.kinds.musicnn_band import NarrowBand, first_high_band, narrow_flags
+    from genreflow.kinds.musicnn_front import clip_patches, resampled_copy
+
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, max_epochs=1)
+    meta = _embed(cfg, tmp_path)
+    assert (tmp_path / "embeddings" / "musicnn" / "narrow").is_dir() and meta["key"]["narrow_band"]
+    train_model(cfg, "musicnn", feat_dir, bundle_dir=tmp_path / "bundle", log=quiet)
+
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * 16000) / 16000
+    full = (0.1 * rng.standard_normal(len(t)) + np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    narrow = resampled_copy(full, 8000)  # an 8 kHz recording, as the front-end gets it
+    for y, flag in ((full, 0.0), (narrow, 1.0)):
+        p = clip_patches(y)
+        assert (narrow_flags(p) == flag).all()
+        assert (np.asarray(NarrowBand(first_high_band())(p)) == flag).all()
+
+    plain = GenrePredictor.from_bundle(tmp_path / "bundle")
+    assert plain.pre.front_end["narrow_band"] is True
+    cut = GenrePredictor.from_bundle(tmp_path / "bundle")
+    logits = next(m for m in cut.model.layers if m.name == "top_logits").get_layer("genre_logits")
+    kernel = logits.get_weights()[0]  # rows: full-band features, narrow-band features, 2 biases
+    d = (kernel.shape[0] - 2) // 2
+    kernel[d:2 * d] = 0
+    kernel[-1] = 0
+    logits.set_weights([kernel])  # the narrow-band top now answers "no idea"
+    n = len(plain.classes)
+    np.testing.assert_allclose(cut.probs_from_audio(full), plain.probs_from_audio(full), atol=1e-6)
+    np.testing.assert_allclose(cut.probs_from_audio(narrow), np.full(n, 1 / n), atol=1e-6)
+    assert not np.allclose(plain.probs_from_audio(narrow), 1 / n, atol=1e-3)

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +98,13 @@ def _encode(net, items: list[tuple[dict[str, Path], np.ndarray]], batch: int = 8
 def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_key: dict,
                    output: str, patches_of: Callable, sample_rate: int,
                    encoder: Callable[[], object], data_source: str, workers: int,
-                   augment: Augment | None = None,
+                   augment: Augment | None = None, also: tuple[str, ...] = (),
                    log: Callable[[str], None] = print) -> dict:
     """Embed every clip of ``manifest`` (path, clip_id, genre, split); write ``out_dir``.
 
     ``encoder()`` gives a network whose outputs are a dict of embeddings per patch; every
-    one of them is cached (one network pass serves every layer), ``output`` is written.
+    one of them is cached (one network pass serves every layer), ``output`` is written (and
+    the outputs named in ``also``, per patch, as ``also_<name>``).
     Training clips chosen by ``augment`` also get an augmented copy (``x_aug``).
     """
     from genreflow.parallel import parallel_map
@@ -149,6 +150,9 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
     rows = manifest[~manifest["clip_id"].isin(bad)].reset_index(drop=True)
     keep = [i for i, c in enumerate(manifest["clip_id"]) if c not in bad]
     per_clip = [np.load(root / f"{stem(i, None)}.npy") for i in keep]
+    extras = {f"also_{name}": np.concatenate(
+        [np.load(_cache_dir(cache_key, name) / f"{stem(i, None)}.npy") for i in keep]
+        or [np.zeros((0, 1), np.float32)]) for name in also}
     aug_ids = [manifest["clip_id"].iloc[i] for i in keep if i in extra]
     per_aug = [np.load(root / f"{stem(i, extra[i][0])}.npy") for i in keep if i in extra]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +163,8 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
 
     np.savez(out_dir / EMBEDDINGS_FILE, x=stack(per_clip),
              counts=np.array([len(e) for e in per_clip], np.int64),
-             x_aug=stack(per_aug), counts_aug=np.array([len(e) for e in per_aug], np.int64))
+             x_aug=stack(per_aug), counts_aug=np.array([len(e) for e in per_aug], np.int64),
+             **extras)
     meta = {"key": key, "data_source": data_source, "split_digest": split_digest(manifest),
             "classes": sorted(manifest["genre"].unique()), "failed": failed,
             "clips": rows[["clip_id", "genre", "split", "path"]].to_dict("list"),
@@ -185,6 +190,8 @@ class PatchEmbeddings:
     aug_x: np.ndarray | None = None
     aug_counts: list[int] | None = None
     aug_y: np.ndarray | None = None
+    #: other outputs of the network per patch (``embed_manifest``'s ``also``): name -> split -> array
+    also: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def aug_track_means(self) -> np.ndarray:
         from genreflow.inference import mean_by_track
@@ -226,21 +233,29 @@ def load_embeddings(folder: Path) -> PatchEmbeddings:
     with np.load(folder / EMBEDDINGS_FILE) as z:
         x_all, counts_all = z["x"], z["counts"]
         x_aug, counts_aug = z["x_aug"], [int(c) for c in z["counts_aug"]]
+        also_all = {k[len("also_"):]: z[k] for k in z.files if k.startswith("also_")}
     clips = pd.DataFrame(meta["clips"])
     starts = np.concatenate([[0], np.cumsum(counts_all)])
     index = {g: i for i, g in enumerate(meta["classes"])}
     ids, y, counts, x, paths = {}, {}, {}, {}, {}
+    also = {name: {} for name in also_all}
+
+    def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return (np.concatenate([a[starts[r]:starts[r + 1]] for r in rows]) if len(rows)
+                else np.zeros((0, a.shape[1]), np.float32))
+
     for s in SPLITS:
         rows = np.flatnonzero(clips["split"].to_numpy() == s)
         ids[s] = clips["clip_id"].to_numpy()[rows]
         y[s] = np.array([index[g] for g in clips["genre"].to_numpy()[rows]], np.int64)
         counts[s] = [int(counts_all[r]) for r in rows]
-        x[s] = (np.concatenate([x_all[starts[r]:starts[r + 1]] for r in rows]) if len(rows)
-                else np.zeros((0, x_all.shape[1]), np.float32))
+        x[s] = rows_of(x_all, rows)
+        for name, a in also_all.items():
+            also[name][s] = rows_of(a, rows)
         paths[s] = list(clips["path"].to_numpy()[rows])
     genre_of = dict(zip(clips["clip_id"], clips["genre"], strict=True))
     aug_y = np.array([index[genre_of[c]] for c in meta.get("augmented", [])], np.int64)
     return PatchEmbeddings(key=meta["key"], classes=meta["classes"],
                            data_source=meta["data_source"], split_digest=meta["split_digest"],
                            ids=ids, y=y, counts=counts, x=x, paths=paths,
-                           aug_x=x_aug, aug_counts=counts_aug, aug_y=aug_y)
+                           aug_x=x_aug, aug_counts=counts_aug, aug_y=aug_y, also=also)

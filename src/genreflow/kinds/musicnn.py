@@ -28,9 +28,10 @@ from genreflow.kinds.base import (
 )
 from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
 from genreflow.kinds.musicnn_front import band_limit_copies, clip_patches
-from genreflow.kinds.musicnn_top import build_top, softmax
+from genreflow.kinds.musicnn_top import build_top, frozen_top_data, softmax
 
 LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
+NARROW_VIEW = "narrow"  # the embed stage's subfolder for the narrow-band view
 TOPS = ("linear", "dense")
 
 
@@ -45,6 +46,7 @@ class MusicnnConfig(KindConfig):
     dropout: float = 0.0                # on the top's input (and hidden layer)
     l2: float = 0.02                    # L2 penalty on the top's weights (per weight, per sample)
     band_limit: float = 0.5             # share of training clips with one extra 8/11 kHz copy
+    narrow_band: bool = True            # a second top for patches with nothing above 6 kHz
     trainable_from: str | None = None   # a block to fine-tune from (null = frozen base)
     lr_plateau: int = 3
 
@@ -65,12 +67,17 @@ class MusicnnConfig(KindConfig):
 
 
 def frozen(variant: str):
-    """The pretrained network, frozen, with every embedding as an output (a dict)."""
+    """The pretrained network, frozen, with every embedding as an output (a dict), and
+    ``narrow_band``: 1 for a patch with nothing above 6 kHz (``musicnn_band``)."""
+    import keras
+
+    from genreflow.kinds.musicnn_band import NarrowBand, first_high_band
     from genreflow.kinds.musicnn_net import build_musicnn, set_trainable_from
 
     net = build_musicnn(variant)
     set_trainable_from(net, None)
-    return net
+    flag = NarrowBand(first_high_band(), name="narrow_band")(net.input)
+    return keras.Model(net.input, {**net.output, "narrow_band": flag}, name=net.name)
 
 
 def base_model(variant: str, layer: str):
@@ -100,24 +107,31 @@ class Musicnn(ModelKind):
         key = self._key(mcfg)
         index = next(weights_dir(mcfg.variant).glob("*.index"))
         from genreflow import audio
-        from genreflow.kinds import musicnn_front, musicnn_net
+        from genreflow.kinds import musicnn_band, musicnn_front, musicnn_net
 
         # the front-end's code: the STFT and loudness in audio, the network, the patches and
-        # copies (not this module: a change to the top must not re-embed every clip)
-        code = [file_md5(m.__file__) for m in (audio, musicnn_net, musicnn_front)]
+        # copies, the band flag (not this module: a change to the top must not re-embed)
+        code = [file_md5(m.__file__) for m in (audio, musicnn_net, musicnn_front, musicnn_band)]
         cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
                      "loudness_dbfs": LOUDNESS_DBFS,
                      "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
-        return embed_manifest(manifest, out_dir, key=key, cache_key=cache_key,
-                              output=mcfg.layer, patches_of=clip_patches,
-                              sample_rate=self._rate(), encoder=lambda: frozen(mcfg.variant),
-                              data_source=data_source, workers=cfg.features.workers,
-                              augment=band_limit_copies(mcfg.band_limit), log=log)
+        common = dict(key=key, output=mcfg.layer, sample_rate=self._rate(),
+                      encoder=lambda: frozen(mcfg.variant), data_source=data_source,
+                      workers=cfg.features.workers, log=log)
+        meta = embed_manifest(manifest, out_dir, cache_key=cache_key, patches_of=clip_patches,
+                              augment=band_limit_copies(mcfg.band_limit),
+                              also=("narrow_band",), **common)
+        if mcfg.narrow_band:
+            log(f"embeddings: the narrow-band view (through {musicnn_band.NARROW_RATE} Hz)")
+            embed_manifest(manifest, out_dir / NARROW_VIEW, patches_of=musicnn_band.narrow_patches,
+                           cache_key={**cache_key, "view": musicnn_band.NARROW_RATE}, **common)
+        return meta
 
     @staticmethod
     def _key(cfg: MusicnnConfig) -> dict:
         """What the embed stage's output depends on among the kind's settings."""
-        return {"variant": cfg.variant, "layer": cfg.layer, "band_limit": cfg.band_limit}
+        return {"variant": cfg.variant, "layer": cfg.layer, "band_limit": cfg.band_limit,
+                "narrow_band": cfg.narrow_band}
 
     @staticmethod
     def _rate() -> int:
@@ -138,33 +152,25 @@ class Musicnn(ModelKind):
         n_classes = len(emb.classes)
         base = base_model(cfg.variant, cfg.layer)
         linear = cfg.top == "linear" and cfg.trainable_from is None
-        top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"])
+        routed = cfg.narrow_band and cfg.trainable_from is None
+        top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"],
+                                    narrow_band=routed)
         patch = keras.Input(base.input_shape[1:], name="patch")
+        head_input = base(patch)
+        if routed:
+            from genreflow.kinds.musicnn_band import NarrowBand, first_high_band
+
+            head_input = [head_input, NarrowBand(first_high_band(), name="narrow_band")(patch)]
         # A linear top commutes with the mean over patches: it is trained on each track's mean
         # embedding and served as the softmax of its patches' mean logits (the same number).
-        servable = keras.Model(patch, (top_logits if linear else top)(base(patch)),
+        servable = keras.Model(patch, (top_logits if linear else top)(head_input),
                                name="musicnn")
         labels = {s: Labels(ids=emb.ids[s], y=emb.y[s]) for s in emb.ids}
 
-        if linear:
+        if cfg.trainable_from is None:
             net = top
-            means = {s: emb.track_means(s) for s in emb.ids}
-            data = {s: (means[s], emb.y[s]) for s in emb.ids}
-            data["train"] = (np.concatenate([means["train"], emb.aug_track_means()]),
-                             np.concatenate([emb.y["train"], emb.aug_y]))
-
-            def track_probs(split: str) -> np.ndarray:
-                return forward(top, means[split], 1024)
-        elif cfg.trainable_from is None:
-            net = top
-            data = {s: (emb.x[s], np.repeat(emb.y[s], emb.counts[s])) for s in emb.ids}
-            if emb.aug_counts:
-                data["train"] = (np.concatenate([emb.x["train"], emb.aug_x]),
-                                 np.concatenate([data["train"][1],
-                                                 np.repeat(emb.aug_y, emb.aug_counts)]))
-
-            def track_probs(split: str) -> np.ndarray:
-                return mean_by_track(forward(top, emb.x[split], 1024), emb.counts[split])
+            narrow = load_embeddings(ctx.embeddings_dir / self.name / NARROW_VIEW) if routed else None
+            data, track_probs = frozen_top_data(emb, narrow, top, top_logits, linear)
         else:
             from genreflow.kinds.musicnn_net import set_trainable_from
 
@@ -184,12 +190,18 @@ class Musicnn(ModelKind):
             train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size, "shuffle": True},
             val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
             front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
-                       "aggregate": "mean_logits" if linear else "mean_probs"},
+                       "aggregate": "mean_logits" if linear else "mean_probs",
+                       "narrow_band": routed},
             example=np.zeros((1, *base.input_shape[1:]), np.float32),
             data_source=emb.data_source, split_digest=emb.split_digest)
 
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
         return clip_patches(y)
+
+    def load_servable(self, path: Path):
+        import genreflow.kinds.musicnn_band  # noqa: F401  (registers its layers)
+
+        return super().load_servable(path)
 
     def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
         if front_end.get("aggregate") == "mean_logits":

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def build_top(n_features: int, n_classes: int, cfg, train_x=None):
+def build_top(n_features: int, n_classes: int, cfg, train_x=None, narrow_band: bool = False):
     """``(top, top_logits)``: standardise (training-split statistics), then a linear or
-    one-hidden-layer softmax; ``top_logits`` shares the layers and stops before the softmax."""
+    one-hidden-layer softmax; ``top_logits`` shares the layers and stops before the softmax.
+
+    With ``narrow_band`` the top takes ``[embedding, flag]`` and holds two output layers, one
+    for full-band rows (flag 0) and one for narrow-band rows (flag 1): see ``musicnn_band``.
+    """
     import keras
     from keras import layers
 
@@ -20,11 +24,75 @@ def build_top(n_features: int, n_classes: int, cfg, train_x=None):
     if cfg.top == "dense":
         x = layers.Dense(cfg.dense, activation="relu", name="dense", kernel_regularizer=reg)(x)
         x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(n_classes, name="genre_logits", kernel_regularizer=reg)(x)
+    inputs = inp
+    if narrow_band:
+        from genreflow.kinds.musicnn_band import RouteByBand
+
+        flag = keras.Input(shape=(1,), name="narrow_band")
+        inputs = [inp, flag]
+        x = RouteByBand(name="route_by_band")([x, flag])
+    logits = layers.Dense(n_classes, name="genre_logits", kernel_regularizer=reg,
+                          use_bias=not narrow_band)(x)
     out = layers.Activation("softmax", name="genre")(logits)
-    return keras.Model(inp, out, name="musicnn_top"), keras.Model(inp, logits, name="top_logits")
+    return keras.Model(inputs, out, name="musicnn_top"), keras.Model(inputs, logits,
+                                                                     name="top_logits")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _call(model, inputs, batch: int = 4096) -> np.ndarray:
+    """``model``'s outputs for one array or a list of arrays (same length), in batches."""
+    parts = inputs if isinstance(inputs, list) else [inputs]
+    return np.concatenate([np.asarray(model([p[i:i + batch] for p in parts]
+                                            if len(parts) > 1 else parts[0][i:i + batch],
+                                            training=False))
+                           for i in range(0, len(parts[0]), batch)])
+
+
+def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
+    """What a top on the frozen base trains on, and how it scores a split's tracks.
+
+    ``emb``: the embed stage's embeddings; ``narrow``: those of the narrow-band view (or None
+    for one top). A linear top trains on track means, a dense one on patches; the band-limited
+    copies of training clips join both tops' training rows. Tracks are scored as served: per
+    patch (routed by the patch's ``narrow_band`` flag), then the mean logits (linear) or the
+    mean probabilities (dense).
+
+    Returns ``({split: (x, y)}, track_probs)``.
+    """
+    from genreflow.inference import mean_by_track
+    from genreflow.kinds.musicnn_band import training_rows
+
+    def rows(e, split: str):
+        with_aug = split == "train" and bool(emb.aug_counts)
+        if linear:
+            x = [e.track_means(split)] + ([emb.aug_track_means()] if with_aug else [])
+            y = [e.y[split]] + ([emb.aug_y] if with_aug else [])
+        else:
+            x = [e.x[split]] + ([emb.aug_x] if with_aug else [])
+            y = [np.repeat(e.y[split], e.counts[split])] + (
+                [np.repeat(emb.aug_y, emb.aug_counts)] if with_aug else [])
+        return np.concatenate(x), np.concatenate(y)
+
+    data = {}
+    for s in emb.ids:
+        x, y = rows(emb, s)
+        if narrow is None:
+            data[s] = (x, y)
+        else:
+            xn, yn = rows(narrow, s)
+            data[s] = training_rows(x, xn, y, yn)
+
+    def track_probs(split: str) -> np.ndarray:
+        x = emb.x[split]
+        if not len(emb.ids[split]):
+            return np.zeros((0, len(emb.classes)), np.float32)
+        inputs = x if narrow is None else [x, emb.also["narrow_band"][split]]
+        if linear:
+            return softmax(mean_by_track(_call(top_logits, inputs), emb.counts[split]))
+        return mean_by_track(_call(top, inputs), emb.counts[split])
+
+    return data, track_probs
