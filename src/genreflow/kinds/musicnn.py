@@ -187,7 +187,9 @@ class Musicnn(ModelKind):
         x_tr, y_tr = data["train"]
         return Prepared(
             net=net, servable=servable,
-            train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size, "shuffle": True},
+            # routed, a batch holds rows of both tops: twice the rows, the same for each top
+            train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size * (2 if routed else 1),
+                   "shuffle": True},
             val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
             front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
                        "aggregate": "mean_logits" if linear else "mean_probs",

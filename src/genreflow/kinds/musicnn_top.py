@@ -20,7 +20,8 @@ def build_top(n_features: int, n_classes: int, cfg, train_x=None, narrow_band: b
     if train_x is not None and len(train_x):
         norm.adapt(train_x)
     x = layers.Dropout(cfg.dropout)(norm(inp))
-    reg = keras.regularizers.L2(cfg.l2) if cfg.l2 else None
+    # routed, each top's rows are half of every batch: half the penalty keeps it per sample
+    reg = keras.regularizers.L2(cfg.l2 / (2 if narrow_band else 1)) if cfg.l2 else None
     if cfg.top == "dense":
         x = layers.Dense(cfg.dense, activation="relu", name="dense", kernel_regularizer=reg)(x)
         x = layers.Dropout(cfg.dropout)(x)
@@ -59,7 +60,8 @@ def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
     for one top). A linear top trains on track means, a dense one on patches; the band-limited
     copies of training clips join both tops' training rows. Tracks are scored as served: per
     patch (routed by the patch's ``narrow_band`` flag), then the mean logits (linear) or the
-    mean probabilities (dense).
+    mean probabilities (dense). Routed, the validation rows are the full-band ones only, so
+    early stopping and the learning rate follow the full-band top as they did without routing.
 
     Returns ``({split: (x, y)}, track_probs)``.
     """
@@ -82,9 +84,11 @@ def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
         x, y = rows(emb, s)
         if narrow is None:
             data[s] = (x, y)
-        else:
+        elif s == "train":
             xn, yn = rows(narrow, s)
             data[s] = training_rows(x, xn, y, yn)
+        else:  # early stopping and the learning-rate schedule follow the full-band top
+            data[s] = training_rows(x, x[:0], y, y[:0])
 
     def track_probs(split: str) -> np.ndarray:
         x = emb.x[split]
