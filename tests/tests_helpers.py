@@ -131,7 +131,7 @@ def wait_for_http(url: str, proc, deadline: float, log: Path | None = None) -> N
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up, or too busy to answer yet
             pass
         assert time.monotonic() < deadline, f"{url} did not answer in time"
         time.sleep(0.5)
