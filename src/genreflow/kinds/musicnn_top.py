@@ -44,15 +44,6 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _call(model, inputs, batch: int = 4096) -> np.ndarray:
-    """``model``'s outputs for one array or a list of arrays (same length), in batches."""
-    parts = inputs if isinstance(inputs, list) else [inputs]
-    return np.concatenate([np.asarray(model([p[i:i + batch] for p in parts]
-                                            if len(parts) > 1 else parts[0][i:i + batch],
-                                            training=False))
-                           for i in range(0, len(parts[0]), batch)])
-
-
 def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
     """What a top on the frozen base trains on, and how it scores a split's tracks.
 
@@ -65,7 +56,7 @@ def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
 
     Returns ``({split: (x, y)}, track_probs)``.
     """
-    from genreflow.inference import mean_by_track
+    from genreflow.inference import forward, mean_by_track
     from genreflow.kinds.musicnn_band import training_rows
 
     def rows(e, split: str):
@@ -96,7 +87,7 @@ def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
             return np.zeros((0, len(emb.classes)), np.float32)
         inputs = x if narrow is None else [x, emb.also["narrow_band"][split]]
         if linear:
-            return softmax(mean_by_track(_call(top_logits, inputs), emb.counts[split]))
-        return mean_by_track(_call(top, inputs), emb.counts[split])
+            return softmax(mean_by_track(forward(top_logits, inputs, 4096), emb.counts[split]))
+        return mean_by_track(forward(top, inputs, 4096), emb.counts[split])
 
     return data, track_probs
