@@ -37,3 +37,20 @@ def test_inception_embedding_cache_key_covers_seed_weights_size_and_features(tmp
         feats, InceptionConfig(image_size=139), 1)
     other = _features(tmp_path / "g", value=1.0)  # same shapes, other numbers
     assert cache_key(feats, random_base, 1) != cache_key(other, random_base, 1)
+
+
+def test_code_digest_ignores_comments_and_docstrings_not_code(tmp_path):
+    from genreflow.kinds import musicnn_front
+    from genreflow.kinds.embedding_cache import code_digest
+
+    src = Path(musicnn_front.__file__).read_text()
+    module = tmp_path / "front.py"
+    module.write_text(src)
+    before = code_digest(module)
+    # a reworded docstring and comment: the embeddings cannot change, the cache holds
+    module.write_text(src.replace("The front-end shared by", "The one front-end of")
+                      .replace("def resampled_copy", "# reworded\ndef resampled_copy"))
+    assert module.read_text() != src and code_digest(module) == before
+    # a changed constant is a changed front-end
+    module.write_text(src.replace("if share <= 0:", "if share <= 0.1:"))
+    assert code_digest(module) != before

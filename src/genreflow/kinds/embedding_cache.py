@@ -8,6 +8,7 @@ clip's bytes and everything the embedding depends on (``GENREFLOW_CACHE``, defau
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -36,6 +37,19 @@ def file_md5(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def code_digest(path: str | Path) -> str:
+    """MD5 of a Python module's syntax tree without its docstrings: a change to what the code
+    does changes it, an edit of a comment or a docstring does not (so the cache holds)."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.md5(ast.dump(tree).encode()).hexdigest()
 
 
 def _patches_job(job: tuple) -> tuple[np.ndarray, np.ndarray | None] | str:

@@ -101,7 +101,7 @@ class Musicnn(ModelKind):
 
         mcfg: MusicnnConfig = settings(cfg.train, self.name)
         from genreflow.audio import LOUDNESS_DBFS
-        from genreflow.kinds.embedding_cache import file_md5
+        from genreflow.kinds.embedding_cache import code_digest, file_md5
         from genreflow.kinds.musicnn_net import weights_dir
 
         key = self._key(mcfg)
@@ -110,8 +110,9 @@ class Musicnn(ModelKind):
         from genreflow.kinds import musicnn_band, musicnn_front, musicnn_net
 
         # the front-end's code: the STFT and loudness in audio, the network, the patches and
-        # copies, the band flag (not this module: a change to the top must not re-embed)
-        code = [file_md5(m.__file__) for m in (audio, musicnn_net, musicnn_front, musicnn_band)]
+        # copies, the band flag (not this module: a change to the top must not re-embed);
+        # comments and docstrings are not part of it
+        code = [code_digest(m.__file__) for m in (audio, musicnn_net, musicnn_front, musicnn_band)]
         cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
                      "loudness_dbfs": LOUDNESS_DBFS,
                      "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
