@@ -194,6 +194,31 @@ def _within_budget(cfg: Config, runs: list, tmp: Path, log: Callable[[str], None
                          "raise the budget, set it to null, or train a faster kind")
 
 
+def _champion_moved(client, name: str, previous: str | None):
+    """The champion's version when it is no longer ``previous`` (what this run compared
+    against), else ``None``."""
+    import mlflow
+
+    try:
+        now = client.get_model_version_by_alias(name, "champion")
+    except mlflow.exceptions.MlflowException:
+        return None
+    return None if str(now.version) == previous else now
+
+
+def _decide_again(champ, ident: dict, cand_val: Score, metric: str
+                  ) -> tuple[Score | None, str, str]:
+    """The alias rule against a champion registered by a concurrent ``register``, from the
+    raw-audio validation scores its version records (the same clips when its data, split and
+    classes are these): ``(its score, alias, reason)``."""
+    mismatch = _mismatch(_version_identity(champ.tags), ident)
+    acc, loss = _float(champ.tags.get(metric)), _float(champ.tags.get("val_track_loss"))
+    score = None if acc is None else Score(acc, loss or 0.0, cand_val.n_tracks)
+    if mismatch is None and score is None:
+        mismatch = f"version {champ.version} records no {metric}, so it does not block"
+    return (score, *decide(cand_val, score, mismatch))
+
+
 def _float(text: str | None) -> float | None:
     try:
         return float(text) if text is not None else None
@@ -296,6 +321,8 @@ def register_best(
                                     f"register.max_latency_ms = {budget:g}, so it does not block")
             except GenreflowError as exc:
                 log(f"champion v{previous} could not be scored: {exc}")
+                mismatch = mismatch or (f"the champion (version {previous}) could not be loaded "
+                                        f"and scored here ({exc}), so it does not block")
 
         best_epoch = int(run.data.metrics.get("best_epoch", 0))
         model_uri = None
@@ -320,6 +347,11 @@ def register_best(
                                      f"{existing.version}); nothing new to register")
     else:
         alias, reason = decide(cand_val, champ_score, mismatch)
+        moved = _champion_moved(client, name, previous)
+        if moved is not None:  # another `register` moved it while this one was scoring
+            champ, previous = moved, str(moved.version)
+            champ_score, alias, reason = _decide_again(moved, ident, cand_val, metric)
+            log(f"the champion moved to version {previous} while this run was scoring: {reason}")
     mv = existing or mlflow.register_model(model_uri, name, tags={
         **ident, metric: repr(cand_val.accuracy), "val_track_loss": repr(cand_val.loss),
         "test_track_accuracy": repr(test_score.accuracy), "data_source": tags.get("data_source"),

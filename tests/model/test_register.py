@@ -99,6 +99,47 @@ def test_register_champion_then_challenger(tiny_project, tmp_path):
     assert saved["champion"]["val_track_accuracy"] == pytest.approx(first.candidate_val.accuracy)
 
 
+def test_champion_moved_by_a_concurrent_register_is_not_overwritten(tiny_project, tmp_path):
+    """Another `register` sets @champion while this one scores the old champion: the rule is
+    applied again against the new champion's recorded scores before the alias moves."""
+    import pandas as pd
+
+    from genreflow.split import split_digest
+    from genreflow.tracking import data_digest
+
+    cfg, feat_dir = tiny_project
+    manifest = tmp_path / "split.csv"
+    good = replace(cfg.train, max_epochs=8, patience=8)
+    k = all_settings(good)
+    cfg.train = replace(good, experiment="weak", max_epochs=1,
+                        kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
+    train_model(cfg, "cnn", feat_dir, log=quiet)
+    assert register_best(cfg, manifest, log=quiet).version == "1"
+    cfg.train = good
+    with_kind(cfg, "segcnn", band_limit=0.0)
+    train_model(cfg, "segcnn", feat_dir, log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    name, table = cfg.register.model_name, pd.read_csv(manifest)
+
+    def concurrent_register(message: str) -> None:
+        if message.startswith("champion v1 on the same validation tracks"):
+            (tmp_path / "other").mkdir()
+            other = client.create_model_version(name, source=str(tmp_path / "other"), tags={
+                "data_digest": data_digest(cfg.data.dir), "split_digest": split_digest(table),
+                "classes": ",".join(sorted(table["genre"].unique())), "model_kind": "musicnn",
+                cfg.register.metric: "1.0", "val_track_loss": "0.01", "run_id": "elsewhere"})
+            client.set_registered_model_alias(name, "champion", other.version)
+
+    late = register_best(cfg, manifest, out=tmp_path / "register.json", log=concurrent_register)
+    assert late.candidate_val.accuracy > 0.5  # it beats v1, which it was compared with first
+    assert (late.alias, late.version, late.previous_champion) == ("challenger", "3", "2"), \
+        late.reason
+    assert "does not beat the champion's 1.0000" in late.reason
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    saved = json.loads((tmp_path / "register.json").read_text())
+    assert saved["champion"]["version"] == "2" and saved["champion"]["model_kind"] == "musicnn"
+
+
 def test_better_champion_is_kept(tiny_project, tmp_path):
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
