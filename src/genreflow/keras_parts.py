@@ -67,6 +67,17 @@ class SpecAugment(layers.Layer):
         return {**super().get_config(), "freq_mask": self.freq_mask, "time_mask": self.time_mask}
 
 
+@keras.saving.register_keras_serializable(package="genreflow")
+class RouteByBand(layers.Layer):
+    """``[features (batch, d), flag (batch, 1)]`` to ``[(1 - flag) x, flag x, 1 - flag, flag]``:
+    a bias-free dense layer on it is two independent dense layers, one per band."""
+
+    def call(self, inputs):
+        x, flag = inputs
+        full = 1.0 - flag
+        return keras.ops.concatenate([full * x, flag * x, full, flag], axis=-1)
+
+
 #: Sample rates recordings commonly come at below GTZAN's 22.05 kHz: telephone (8 kHz),
 #: 11.025 kHz, wideband (16 kHz). The low-pass augmentation cuts at the band edge of one.
 LOW_RATES = (8000, 11025, 16000)

@@ -268,3 +268,42 @@ def test_inception_trains_on_extra_low_passed_copies(tiny_project):
     cfg.train = replace(cfg.train, max_epochs=1)
     res = train_model(cfg, "inception", feat_dir, overrides={"band_limit": 0.5}, log=quiet)
     assert res.metrics["epochs"] == 1
+
+
+def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp_path):
+    """An 8 kHz recording goes to the narrow-band top, a full-band clip to the other, in the
+    saved servable; the flag layer and its numpy twin agree."""
+    from genreflow.audio import resample
+    from genreflow.kinds.logmel_band import BandRouter
+
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, max_epochs=1)
+    train_model(cfg, "inception", feat_dir, bundle_dir=tmp_path / "bundle", log=quiet)
+    plain = GenrePredictor.from_bundle(tmp_path / "bundle")
+    assert plain.pre.front_end["narrow_band"] is True
+    rate = plain.sample_rate
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * rate) / rate
+    full = (0.1 * rng.standard_normal(len(t)) + np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    narrow = resample(resample(full, rate, 8000), 8000, rate)  # an 8 kHz recording
+    from genreflow.features import load_features
+
+    router = BandRouter.of(load_features(feat_dir))
+    flag_layer = plain.model.get_layer("narrow_band")
+    for y, flag in ((full, 0.0), (narrow, 1.0)):
+        x = plain.kind.audio_windows(y, plain.pre.front_end)
+        assert (router.flags(x[..., 0]) == flag).all()
+        assert (np.asarray(flag_layer(x)) == flag).all()
+
+    n = len(plain.classes)
+    # a second copy (the first one's compiled graph holds its weights)
+    cut = GenrePredictor.from_bundle(tmp_path / "bundle")
+    genre = cut.model.get_layer("inception_top").get_layer("genre")
+    kernel = genre.get_weights()[0]  # rows: full-band units, narrow-band units, 2 biases
+    d = (kernel.shape[0] - 2) // 2
+    kernel[d:2 * d] = 0
+    kernel[-1] = 0
+    genre.set_weights([kernel])  # the narrow-band top now answers "no idea"
+    np.testing.assert_allclose(cut.probs_from_audio(full), plain.probs_from_audio(full), atol=1e-4)
+    np.testing.assert_allclose(cut.probs_from_audio(narrow), np.full(n, 1 / n), atol=1e-6)
+    assert not np.allclose(plain.probs_from_audio(narrow), 1 / n, atol=1e-3)

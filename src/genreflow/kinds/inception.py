@@ -34,7 +34,8 @@ class InceptionConfig(KindConfig):
     image_size: int = 139     # InceptionV3 needs >= 75
     dense: int = 256
     dropout: float = 0.3
-    band_limit: float = 0.3   # share of training clips with an extra copy low-passed as 8, 11 or 16 kHz audio
+    band_limit: float = 0.6   # share of training clips with an extra copy low-passed as 8, 11 or 16 kHz audio
+    narrow_band: bool = True  # a second top for clips with nothing above 6 kHz (logmel_band)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -74,21 +75,34 @@ def inception_base(cfg: InceptionConfig):
     return base
 
 
-def build_top(n_features: int, n_classes: int, cfg: InceptionConfig, train_embeddings=None):
+def build_top(n_features: int, n_classes: int, cfg: InceptionConfig, train_embeddings=None,
+              narrow_band: bool = False):
     """The new top on embeddings, standardised with training-split statistics
-    (a frozen base without ImageNet weights gives features of about 1e-4)."""
+    (a frozen base without ImageNet weights gives features of about 1e-4).
+
+    With ``narrow_band`` it takes ``[embedding, flag]`` and each dense layer is two, one for
+    full-band clips (flag 0) and one for narrow-band clips (flag 1): see ``logmel_band``.
+    """
     import keras
     from keras import layers
 
+    from genreflow.keras_parts import RouteByBand
+
     inp = keras.Input(shape=(n_features,), name="embedding")
+    flag = keras.Input(shape=(1,), name="narrow_band") if narrow_band else None
     norm = layers.Normalization(name="embedding_norm")
     if train_embeddings is not None and len(train_embeddings):
         norm.adapt(train_embeddings)
+
+    def dense(x, units: int, activation: str, name: str):
+        if flag is not None:
+            x = RouteByBand(name=f"{name}_route")([x, flag])
+        return layers.Dense(units, activation=activation, use_bias=flag is None, name=name)(x)
+
     x = layers.Dropout(cfg.dropout)(norm(inp))
-    x = layers.Dense(cfg.dense, activation="relu", name="dense")(x)
-    x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="genre")(x)
-    return keras.Model(inp, out, name="inception_top")
+    x = layers.Dropout(cfg.dropout)(dense(x, cfg.dense, "relu", "dense"))
+    out = dense(x, n_classes, "softmax", "genre")
+    return keras.Model(inp if flag is None else [inp, flag], out, name="inception_top")
 
 
 def files_digest(paths: list[Path]) -> str:
@@ -114,6 +128,7 @@ def cache_key(features_dir: Path, cfg: InceptionConfig, seed: int) -> str:
     parts = {"features": files_digest(feats), "weights": weights, "image_size": cfg.image_size,
              "keras": keras.__version__, "band_limit": cfg.band_limit,
              "band_limit_rates": list(LOW_RATES) if cfg.band_limit else None,
+             "narrow_band": cfg.narrow_band,
              # a random base and the low-passed copies both come from the seed
              "seed": seed if cfg.weights == "none" or cfg.band_limit else None}
     return hashlib.md5(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -136,14 +151,14 @@ class Inception(LogMelKind):
         fs = ctx.features
         path = (Path(ctx.features_dir).resolve().parent / "cache"
                 / f"inception_{cache_key(ctx.features_dir, cfg, ctx.seed)}.npz")
+        names = [*fs.splits, "train_aug"] + (["train_narrow"] if cfg.narrow_band else [])
         if path.exists():
             with np.load(path) as z:
-                return {s: z[s] for s in [*fs.splits, "train_aug"]}
+                return {s: z[s] for s in names}
         inp = keras.Input(shape=(*fs.splits["train"].x.shape[1:], 1))
         encoder = keras.Model(inp, base(SpectrogramImage(cfg.image_size)(inp), training=False))
         out = {}
-        for s, x in {**{s: f.x for s, f in fs.splits.items()},
-                     "train_aug": self.low_passed_copies(ctx, cfg)[0]}.items():
+        for s, x in self.embedded_inputs(ctx, cfg).items():
             t0 = time.perf_counter()
             out[s] = (encoder.predict(x[..., None], batch_size=32, verbose=0) if len(x)
                       else np.zeros((0, base.output_shape[-1]), np.float32))
@@ -152,6 +167,18 @@ class Inception(LogMelKind):
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **out)
         return out
+
+    def embedded_inputs(self, ctx: TrainContext, cfg: InceptionConfig) -> dict[str, np.ndarray]:
+        """Every input the base embeds: the splits' clips, the low-passed copies of training
+        clips (``train_aug``) and, with ``narrow_band``, the training clips' narrow-band view."""
+        from genreflow.kinds.logmel_band import BandRouter
+
+        fs = ctx.features
+        inputs = {**{s: f.x for s, f in fs.splits.items()},
+                  "train_aug": self.low_passed_copies(ctx, cfg)[0]}
+        if cfg.narrow_band:
+            inputs["train_narrow"] = BandRouter.of(fs).narrow_view(fs.splits["train"].x)
+        return inputs
 
     @staticmethod
     def _low_pass_draw(ctx: TrainContext, cfg: InceptionConfig):
@@ -181,6 +208,7 @@ class Inception(LogMelKind):
         import keras
 
         from genreflow.keras_parts import SpectrogramImage
+        from genreflow.kinds.logmel_band import BandRouter
 
         fs = ctx.features
         feat = fs.cfg
@@ -190,24 +218,41 @@ class Inception(LogMelKind):
         train_y = fs.splits["train"].y
         aug_y = train_y[np.isfinite(draw[1])] if draw else train_y[:0]
         n_classes = len(fs.classes)
-        top = build_top(emb["train"].shape[1], n_classes, cfg, train_embeddings=emb["train"])
+        routed = cfg.narrow_band
+        top = build_top(emb["train"].shape[1], n_classes, cfg, train_embeddings=emb["train"],
+                        narrow_band=routed)
         inp = keras.Input(shape=(feat.n_mels, feat.clip_frames, 1), name="log_mel")
-        servable = keras.Model(
-            inp, top(base(SpectrogramImage(cfg.image_size, name="to_image")(inp), training=False)),
-            name="inception")
+        head = base(SpectrogramImage(cfg.image_size, name="to_image")(inp), training=False)
+        if routed:  # the flag is part of the model: served clips are routed as trained
+            router = BandRouter.of(fs)
+            head = [head, router.layer()(inp)]
+            flags = {s: router.flags(x) for s, x in self.embedded_inputs(ctx, cfg).items()}
+        servable = keras.Model(inp, top(head), name="inception")
+
+        def rows(*names: str):
+            e = np.concatenate([emb[s] for s in names])
+            return [e, np.concatenate([flags[s] for s in names])] if routed else e
 
         def track_probs(split: str) -> np.ndarray:
-            e = emb[split]
-            return (np.asarray(top.predict(e, verbose=0)) if len(e)
+            return (np.asarray(top.predict(rows(split), verbose=0)) if len(emb[split])
                     else np.zeros((0, n_classes), np.float32))
 
+        train = ("train", "train_aug") + (("train_narrow",) if routed else ())
         return Prepared(
             net=top, servable=servable,
-            train={"x": np.concatenate([emb["train"], emb["train_aug"]]),
-                   "y": np.concatenate([fs.splits["train"].y, aug_y]),
+            # routed, the training rows double and each top gets about half of every batch:
+            # with SGD, twice the steps of half the gradient, so each top learns per epoch as
+            # one top did (a doubled batch halved that: seed 0 stopped at epoch 44, val 0.36)
+            train={"x": rows(*train),
+                   "y": np.concatenate([train_y, aug_y] + ([train_y] if routed else [])),
                    "batch_size": ctx.batch_size, "shuffle": True},
-            val=(emb["val"], fs.splits["val"].y), track_probs=track_probs,
+            val=(rows("val"), fs.splits["val"].y), track_probs=track_probs,
             labels={s: Labels(ids=v.ids, y=v.y) for s, v in fs.splits.items()},
-            classes=list(fs.classes), front_end=self.front_end_of(fs),
+            classes=list(fs.classes), front_end={**self.front_end_of(fs), "narrow_band": routed},
             example=fs.splits["val"].x[:1, ..., None].astype(np.float32),
             data_source=fs.meta["data_source"], split_digest=fs.meta.get("split_digest", ""))
+
+    def load_servable(self, path: Path):
+        import genreflow.kinds.logmel_band  # noqa: F401  (registers its flag layer)
+
+        return super().load_servable(path)

@@ -9,7 +9,8 @@ what it holds: a patch whose mean log-mel over the mel bands wholly above 6 kHz 
 ``NARROW_LEVEL`` is read by the narrow-band top. Such a patch is, to musicnn, the same as
 its 6 kHz-limited version, so the narrow-band top sees what it was trained on.
 
-Importing this module registers its two layers with Keras (saved servables use them).
+Importing this module registers its ``NarrowBand`` layer with Keras (saved servables use it;
+the routing layer is ``keras_parts.RouteByBand``).
 """
 
 from __future__ import annotations
@@ -68,17 +69,6 @@ class NarrowBand(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "first_band": self.first_band, "level": self.level}
-
-
-@keras.saving.register_keras_serializable(package="genreflow")
-class RouteByBand(layers.Layer):
-    """``[features (batch, d), flag (batch, 1)]`` to ``[(1 - flag) x, flag x, 1 - flag, flag]``:
-    a bias-free dense layer on it is two independent dense layers, one per band."""
-
-    def call(self, inputs):
-        x, flag = inputs
-        full = 1.0 - flag
-        return keras.ops.concatenate([full * x, flag * x, full, flag], axis=-1)
 
 
 def training_rows(full: np.ndarray, narrow: np.ndarray, y_full: np.ndarray,

@@ -27,7 +27,7 @@ def build_top(n_features: int, n_classes: int, cfg, train_x=None, narrow_band: b
         x = layers.Dropout(cfg.dropout)(x)
     inputs = inp
     if narrow_band:
-        from genreflow.kinds.musicnn_band import RouteByBand
+        from genreflow.keras_parts import RouteByBand
 
         flag = keras.Input(shape=(1,), name="narrow_band")
         inputs = [inp, flag]
