@@ -7,6 +7,7 @@ the image size, Keras' version and, for a random base, the seed).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -142,8 +143,10 @@ class Inception(LogMelKind):
     def window_frames(self, feat: FeaturesConfig) -> int:
         return feat.clip_frames
 
-    def embeddings(self, ctx: TrainContext, cfg: InceptionConfig, base) -> dict[str, np.ndarray]:
-        """Base outputs of every clip, from the cache when its key matches."""
+    def embeddings(self, ctx: TrainContext, cfg: InceptionConfig, base,
+                   inputs) -> dict[str, np.ndarray]:
+        """Base outputs of every clip, from the cache when its key matches (``inputs()``: what
+        :meth:`embedded_inputs` gives, built only when the cache misses)."""
         import keras
 
         from genreflow.keras_parts import SpectrogramImage
@@ -158,7 +161,7 @@ class Inception(LogMelKind):
         inp = keras.Input(shape=(*fs.splits["train"].x.shape[1:], 1))
         encoder = keras.Model(inp, base(SpectrogramImage(cfg.image_size)(inp), training=False))
         out = {}
-        for s, x in self.embedded_inputs(ctx, cfg).items():
+        for s, x in inputs().items():
             t0 = time.perf_counter()
             out[s] = (encoder.predict(x[..., None], batch_size=32, verbose=0) if len(x)
                       else np.zeros((0, base.output_shape[-1]), np.float32))
@@ -213,7 +216,9 @@ class Inception(LogMelKind):
         fs = ctx.features
         feat = fs.cfg
         base = inception_base(cfg)
-        emb = self.embeddings(ctx, cfg, base)
+        # built at most once: for the embeddings (when not cached) and the routing flags
+        inputs = functools.cache(lambda: self.embedded_inputs(ctx, cfg))
+        emb = self.embeddings(ctx, cfg, base, inputs)
         draw = self._low_pass_draw(ctx, cfg)  # the copies' labels (embeddings may be cached)
         train_y = fs.splits["train"].y
         aug_y = train_y[np.isfinite(draw[1])] if draw else train_y[:0]
@@ -226,7 +231,7 @@ class Inception(LogMelKind):
         if routed:  # the flag is part of the model: served clips are routed as trained
             router = BandRouter.of(fs)
             head = [head, router.layer()(inp)]
-            flags = {s: router.flags(x) for s, x in self.embedded_inputs(ctx, cfg).items()}
+            flags = {s: router.flags(x) for s, x in inputs().items()}
         servable = keras.Model(inp, top(head), name="inception")
 
         def rows(*names: str):

@@ -48,19 +48,26 @@ def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
     return np.stack([spec[:, s:s + width] for s in starts])
 
 
-def band_limit(fs, p: float):
-    """The :class:`~genreflow.keras_parts.BandLimit` of a feature set (None when ``p`` is 0)."""
-    if not p:
-        return None
+def band_floor(fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(centre Hz, normalised floor, train std in dB)`` of each mel band of a feature set."""
     import librosa
 
     from genreflow.audio import FLOOR_DB
-    from genreflow.keras_parts import BandLimit
 
     feat = fs.cfg
     hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
     mean, std = np.asarray(fs.stats["mean"]), np.asarray(fs.stats["std"])
-    return BandLimit(hz, (FLOOR_DB - mean) / std, p)
+    return hz, (FLOOR_DB - mean) / std, std
+
+
+def band_limit(fs, p: float):
+    """The :class:`~genreflow.keras_parts.BandLimit` of a feature set (None when ``p`` is 0)."""
+    if not p:
+        return None
+    from genreflow.keras_parts import BandLimit
+
+    hz, floor, _ = band_floor(fs)
+    return BandLimit(hz, floor, p)
 
 
 class LogMelKind(ModelKind):

@@ -59,14 +59,9 @@ class BandRouter:
 
     @classmethod
     def of(cls, fs) -> BandRouter:
-        import librosa
+        from genreflow.kinds.logmel import band_floor
 
-        from genreflow.audio import FLOOR_DB
-
-        feat = fs.cfg
-        hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
-        mean, std = np.asarray(fs.stats["mean"]), np.asarray(fs.stats["std"])
-        return cls(hz, (FLOOR_DB - mean) / std, std)
+        return cls(*band_floor(fs))
 
     @property
     def first_band(self) -> int:
@@ -75,9 +70,10 @@ class BandRouter:
 
     def narrow_view(self, x: np.ndarray) -> np.ndarray:
         """``(n, mels, frames)`` clips with every band above :data:`NARROW_HZ` at the floor."""
+        from genreflow.keras_parts import BandLimit
+
         out = np.array(x, np.float32)
-        high = self.band_hz > NARROW_HZ
-        out[:, high, :] = self.floor[high, None]
+        BandLimit(self.band_hz, self.floor, 1.0).apply(out, np.full(len(out), NARROW_HZ))
         return out
 
     def flags(self, x: np.ndarray) -> np.ndarray:
