@@ -45,14 +45,18 @@ def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
     return exp_id
 
 
-#: What a store says while another process is creating its tables (a fresh PostgreSQL
-#: database reached by several workers at once) or upgrading its schema.
-_SCHEMA_RACE = ("duplicate key value", "already exists", "out-of-date database schema")
+#: What a store says when another process got there first: it is creating the tables (a
+#: fresh PostgreSQL database reached by several workers at once) or upgrading the schema, or
+#: it inserted the same row between this process's check and insert (MLflow's ``log_inputs``
+#: looks a dataset up, then inserts it: two tune workers logging one dataset collide).
+_SCHEMA_RACE = ("duplicate key value", "already exists", "out-of-date database schema",
+                "UNIQUE constraint failed", "Duplicate entry")
 
 
 def retry_store_setup(call, attempts: int = 8):
-    """``call()``, retried while a concurrent process is still setting the store up
-    (an MLflow tracking store or an Optuna storage: both create their tables on first use)."""
+    """``call()``, retried while a concurrent process is still setting the store up or has
+    just written the same row (an MLflow tracking store or an Optuna storage: both create
+    their tables on first use; the retry finds the other's row and uses it)."""
     import time
 
     for attempt in range(attempts):

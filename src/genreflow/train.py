@@ -222,7 +222,7 @@ def _log_dataset(cfg: Config, prep: Prepared):
     """The data as an MLflow dataset input, its digest being the DVC hash of ``data/``."""
     import mlflow
 
-    from genreflow.tracking import data_digest
+    from genreflow.tracking import data_digest, retry_store_setup
 
     rows = [{"clip_id": str(i), "split": s, "genre": prep.classes[int(y)]}
             for s, lab in prep.labels.items() for i, y in zip(lab.ids, lab.y, strict=True)]
@@ -232,7 +232,8 @@ def _log_dataset(cfg: Config, prep: Prepared):
                                      name="gtzan" if prep.data_source == "gtzan"
                                      else f"gtzan-{prep.data_source}", targets="genre",
                                      digest=data_digest(cfg.data.dir)[:32])
-    mlflow.log_input(ds, context="training")
+    # tune workers sharing a store log the same dataset: the loser of that race retries
+    retry_store_setup(lambda: mlflow.log_input(ds, context="training"))
     return ds
 
 
