@@ -113,6 +113,22 @@ def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_o
     assert spectrum[5000] < 1e-3 * spectrum[1000]  # 5 kHz is gone at 7.2 kHz, 1 kHz stays
 
 
+def test_a_fine_tuned_base_embeds_no_narrow_view_and_trains_from_audio(tiny_project, tmp_path):
+    """The narrow-band view feeds only the routed (frozen) top: fine-tuning skips its pass."""
+    cfg, feat_dir = tiny_project
+    cfg.train = replace(cfg.train, max_epochs=1)
+    with_kind(cfg, "musicnn", trainable_from="backend")
+    logs = Logs()
+    _embed(cfg, tmp_path, logs)
+    assert "narrow-band view" not in logs.text
+    assert not (tmp_path / "embeddings" / "musicnn" / "narrow").exists()
+    res = train_model(cfg, "musicnn", feat_dir, log=quiet)
+    assert res.metrics["epochs"] == 1
+    with_kind(cfg, "musicnn", trainable_from=None)  # routed again: the view must be embedded
+    with pytest.raises(ConfigError, match="dvc repro embed"):
+        train_model(cfg, "musicnn", feat_dir, log=quiet)
+
+
 @pytest.mark.parametrize("field,value", [("variant", "GTZAN_musicnn"), ("layer", "conv1"),
                                          ("top", "mlp"), ("trainable_from", "input"),
                                          ("band_limit", 1.5), ("l2", -0.1)])

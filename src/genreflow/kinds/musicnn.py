@@ -122,7 +122,7 @@ class Musicnn(ModelKind):
         meta = embed_manifest(manifest, out_dir, cache_key=cache_key, patches_of=clip_patches,
                               augment=band_limit_copies(mcfg.band_limit),
                               also=("narrow_band",), **common)
-        if mcfg.narrow_band:
+        if self._key(mcfg)["narrow_band"]:  # a fine-tuned base is not routed: no view
             log(f"embeddings: the narrow-band view (through {musicnn_band.NARROW_RATE} Hz)")
             embed_manifest(manifest, out_dir / NARROW_VIEW, patches_of=musicnn_band.narrow_patches,
                            cache_key={**cache_key, "view": musicnn_band.NARROW_RATE}, **common)
@@ -132,7 +132,7 @@ class Musicnn(ModelKind):
     def _key(cfg: MusicnnConfig) -> dict:
         """What the embed stage's output depends on among the kind's settings."""
         return {"variant": cfg.variant, "layer": cfg.layer, "band_limit": cfg.band_limit,
-                "narrow_band": cfg.narrow_band}
+                "narrow_band": cfg.narrow_band and cfg.trainable_from is None}
 
     @staticmethod
     def _rate() -> int:
