@@ -49,7 +49,7 @@ def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
 #: fresh PostgreSQL database reached by several workers at once) or upgrading the schema, or
 #: it inserted the same row between this process's check and insert (MLflow's ``log_inputs``
 #: looks a dataset up, then inserts it: two tune workers logging one dataset collide).
-_SCHEMA_RACE = ("duplicate key value", "already exists", "out-of-date database schema",
+_LOST_RACE = ("duplicate key value", "already exists", "out-of-date database schema",
                 "UNIQUE constraint failed", "Duplicate entry")
 
 
@@ -63,7 +63,7 @@ def retry_store_setup(call, attempts: int = 8):
         try:
             return call()
         except Exception as exc:
-            if attempt == attempts - 1 or not any(m in str(exc) for m in _SCHEMA_RACE):
+            if attempt == attempts - 1 or not any(m in str(exc) for m in _LOST_RACE):
                 raise
             time.sleep(0.5 * (attempt + 1))
 

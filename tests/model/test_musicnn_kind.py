@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from genreflow.config import ConfigError
 from genreflow.inference import GenrePredictor
 from genreflow.kinds import get_kind
+from genreflow.kinds.musicnn import NARROW_VIEW
 from genreflow.train import train_model
 from tests_helpers import Logs, with_kind
 
@@ -121,7 +122,7 @@ def test_a_fine_tuned_base_embeds_no_narrow_view_and_trains_from_audio(tiny_proj
     logs = Logs()
     _embed(cfg, tmp_path, logs)
     assert "narrow-band view" not in logs.text
-    assert not (tmp_path / "embeddings" / "musicnn" / "narrow").exists()
+    assert not (tmp_path / "embeddings" / "musicnn" / NARROW_VIEW).exists()
     res = train_model(cfg, "musicnn", feat_dir, log=quiet)
     assert res.metrics["epochs"] == 1
     with_kind(cfg, "musicnn", trainable_from=None)  # routed again: the view must be embedded

@@ -65,6 +65,11 @@ class MusicnnConfig(KindConfig):
             raise ConfigError(f"trainable_from: expected null or one of {BLOCKS[1:]}, "
                               f"got {self.trainable_from!r}")
 
+    @property
+    def routed(self) -> bool:
+        """Whether narrow-band patches get their own top: only over a frozen base."""
+        return self.narrow_band and self.trainable_from is None
+
 
 def frozen(variant: str):
     """The pretrained network, frozen, with every embedding as an output (a dict), and
@@ -122,7 +127,7 @@ class Musicnn(ModelKind):
         meta = embed_manifest(manifest, out_dir, cache_key=cache_key, patches_of=clip_patches,
                               augment=band_limit_copies(mcfg.band_limit),
                               also=("narrow_band",), **common)
-        if self._key(mcfg)["narrow_band"]:  # a fine-tuned base is not routed: no view
+        if mcfg.routed:  # a fine-tuned base is not routed: no view
             log(f"embeddings: the narrow-band view (through {musicnn_band.NARROW_RATE} Hz)")
             embed_manifest(manifest, out_dir / NARROW_VIEW, patches_of=musicnn_band.narrow_patches,
                            cache_key={**cache_key, "view": musicnn_band.NARROW_RATE}, **common)
@@ -132,7 +137,7 @@ class Musicnn(ModelKind):
     def _key(cfg: MusicnnConfig) -> dict:
         """What the embed stage's output depends on among the kind's settings."""
         return {"variant": cfg.variant, "layer": cfg.layer, "band_limit": cfg.band_limit,
-                "narrow_band": cfg.narrow_band and cfg.trainable_from is None}
+                "narrow_band": cfg.routed}
 
     @staticmethod
     def _rate() -> int:
@@ -153,7 +158,7 @@ class Musicnn(ModelKind):
         n_classes = len(emb.classes)
         base = base_model(cfg.variant, cfg.layer)
         linear = cfg.top == "linear" and cfg.trainable_from is None
-        routed = cfg.narrow_band and cfg.trainable_from is None
+        routed = cfg.routed
         top, top_logits = build_top(emb.x["train"].shape[1], n_classes, cfg, emb.x["train"],
                                     narrow_band=routed)
         patch = keras.Input(base.input_shape[1:], name="patch")
