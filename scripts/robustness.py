@@ -8,35 +8,21 @@ answer matches the one for the original file.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from genreflow.audio import resample  # soxr HQ, as in the served path
-
-BLOCK = 1 << 15  # libsndfile: write compressed formats in blocks
-
-
-def _encode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> bytes:
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    channels = 1 if y.ndim == 1 else y.shape[1]
-    with sf.SoundFile(buf, "w", sr, channels, format=fmt, subtype=subtype) as f:
-        for i in range(0, len(y), BLOCK):
-            f.write(y[i:i + BLOCK])
-    return buf.getvalue()
-
+from genreflow.codec import encode  # libsndfile, written in blocks
 
 VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
-    "44.1 kHz stereo WAV": lambda y, sr: _encode(
+    "44.1 kHz stereo WAV": lambda y, sr: encode(
         np.stack([resample(y, sr, 44100)] * 2, axis=1), 44100, "WAV", "PCM_16"),
-    "MP3": lambda y, sr: _encode(y, sr, "MP3"),
-    "8 kHz WAV": lambda y, sr: _encode(resample(y, sr, 8000), 8000, "WAV", "PCM_16"),
-    "12 dB quieter": lambda y, sr: _encode(y * 10 ** (-12 / 20), sr, "WAV", "PCM_16"),
-    "10 s excerpt": lambda y, sr: _encode(
+    "MP3": lambda y, sr: encode(y, sr, "MP3"),
+    "8 kHz WAV": lambda y, sr: encode(resample(y, sr, 8000), 8000, "WAV", "PCM_16"),
+    "12 dB quieter": lambda y, sr: encode(y * 10 ** (-12 / 20), sr, "WAV", "PCM_16"),
+    "10 s excerpt": lambda y, sr: encode(
         y[max(0, len(y) // 2 - 5 * sr):len(y) // 2 + 5 * sr], sr, "WAV", "PCM_16"),
 }
 

@@ -19,18 +19,27 @@ from genreflow.split import SPLITS
 
 @dataclass
 class SplitFeatures:
-    """Clip-level log-mels of one split: ``x`` is ``(n, n_mels, frames)`` in dB."""
+    """Clip-level log-mels of one split: ``x`` is ``(n, n_mels, frames)`` in dB; ``mp3``, the
+    same for each clip's MP3 copy (training split, with ``features.mp3_copies``), else None."""
 
     x: np.ndarray
     y: np.ndarray
     ids: np.ndarray
+    mp3: np.ndarray | None = None
 
 
-def _one(args: tuple[str, FeaturesConfig]) -> np.ndarray | str:
-    path, cfg = args
+def _one(args: tuple[str, FeaturesConfig, float | None]):
+    """One clip's log-mel, or ``(log-mel, its MP3 copy's)`` when given an MP3 level; a
+    message when the clip cannot be read."""
+    path, cfg, mp3_level = args
     try:
         y, _ = decode(path, cfg.sample_rate)
-        return clip_log_mel(y, cfg).astype(np.float16)
+        spec = clip_log_mel(y, cfg).astype(np.float16)
+        if mp3_level is None:
+            return spec
+        from genreflow.codec import mp3_copy
+
+        return spec, clip_log_mel(mp3_copy(y, cfg.sample_rate, mp3_level), cfg).astype(np.float16)
     except AudioError as exc:
         return str(exc)
     except Exception as exc:  # a clip must never stop the stage
@@ -49,7 +58,13 @@ def compute_features(
     """
     classes = sorted(manifest["genre"].unique())
     index = {g: i for i, g in enumerate(classes)}
-    jobs = [(p, cfg) for p in manifest["path"]]
+    from genreflow.codec import check_mp3, mp3_level
+
+    if cfg.mp3_copies:
+        check_mp3("features.mp3_copies")
+    copy = (manifest["split"] == "train") & cfg.mp3_copies
+    jobs = [(p, cfg, mp3_level(c) if k else None)
+            for p, c, k in zip(manifest["path"], manifest["clip_id"], copy, strict=True)]
     results = parallel_map(_one, jobs, cfg.workers, desc="features", chunksize=4, min_jobs=5)
 
     failed = []
@@ -63,12 +78,14 @@ def compute_features(
                 log(f"skipped {manifest['clip_id'].iloc[i]}: {results[i]}")
             else:
                 good.append(i)
-        x = (np.stack([results[i] for i in good]) if good
-             else np.zeros((0, cfg.n_mels, cfg.clip_frames), np.float16))
+        pairs = bool(good) and isinstance(results[good[0]], tuple)
+        specs = [results[i][0] if pairs else results[i] for i in good]
+        x = (np.stack(specs) if good else np.zeros((0, cfg.n_mels, cfg.clip_frames), np.float16))
         out[split] = SplitFeatures(
             x=x,
             y=np.array([index[manifest["genre"].iloc[i]] for i in good], dtype=np.int64),
             ids=np.array([manifest["clip_id"].iloc[i] for i in good]),
+            mp3=np.stack([results[i][1] for i in good]) if pairs else None,
         )
     return out, classes, failed
 
@@ -95,7 +112,8 @@ def write_features(feats: dict[str, SplitFeatures], classes: list[str], failed: 
     (``split_digest``: :func:`genreflow.split.split_digest` of the manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, f in feats.items():
-        np.savez(out_dir / f"{split}.npz", x=f.x, y=f.y, ids=f.ids)
+        extra = {} if f.mp3 is None else {"mp3": f.mp3}
+        np.savez(out_dir / f"{split}.npz", x=f.x, y=f.y, ids=f.ids, **extra)
     stats = fit_normaliser(feats["train"].x)
     (out_dir / "stats.json").write_text(json.dumps(stats))
     meta = {
@@ -139,5 +157,7 @@ def load_features(feat_dir: Path) -> FeatureSet:
     splits = {}
     for split in SPLITS:
         with np.load(feat_dir / f"{split}.npz") as z:
-            splits[split] = SplitFeatures(x=normalise(z["x"], stats), y=z["y"], ids=z["ids"])
+            splits[split] = SplitFeatures(
+                x=normalise(z["x"], stats), y=z["y"], ids=z["ids"],
+                mp3=normalise(z["mp3"], stats) if "mp3" in z.files else None)
     return FeatureSet(splits=splits, classes=meta["classes"], stats=stats, meta=meta)

@@ -121,13 +121,19 @@ class RandomCrops(keras.utils.PyDataset):
     Every epoch draws new crop positions (seeded), so the segment model sees
     fresh windows each time at a fraction of the cost of all overlapping ones.
     With ``band_limit`` (a :class:`BandLimit`), some crops lose their high bands, as a
-    recording sampled at 8-16 kHz does.
+    recording sampled at 8-16 kHz does. With ``alt = (x_alt, p)`` (``x_alt`` aligned with
+    ``x``, e.g. the clips' MP3 copies), a share ``p`` of the crops is cut from ``x_alt``.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, width: int, per_clip: int,
-                 batch_size: int, seed: int, band_limit: BandLimit | None = None):
+                 batch_size: int, seed: int, band_limit: BandLimit | None = None,
+                 alt: tuple[np.ndarray, float] | None = None):
         super().__init__()
         self.band_limit = band_limit
+        if alt is not None and alt[0].shape != x.shape:
+            raise GenreflowError(f"alternative clips of shape {alt[0].shape} do not match "
+                                 f"the clips' {x.shape}")
+        self.alt = alt
         if x.shape[-1] < width:
             raise GenreflowError(f"clips of {x.shape[-1]} frames are shorter than a "
                                  f"{width}-frame segment")
@@ -142,6 +148,8 @@ class RandomCrops(keras.utils.PyDataset):
         self.start = self.rng.integers(0, self.x.shape[-1] - self.width + 1, len(self.clip))
         if self.band_limit is not None:
             self.cutoff = self.band_limit.draw(self.rng, len(self.clip))
+        if self.alt is not None:  # drawn last: without alt the crops are as before
+            self.from_alt = self.rng.random(len(self.clip)) < self.alt[1]
 
     def __len__(self) -> int:
         return -(-len(self.clip) // self.batch_size)
@@ -149,7 +157,9 @@ class RandomCrops(keras.utils.PyDataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
         clips, starts = self.clip[sl], self.start[sl]
-        x = np.stack([self.x[c, :, t:t + self.width] for c, t in zip(clips, starts, strict=True)])
+        use_alt = self.from_alt[sl] if self.alt is not None else np.zeros(len(clips), bool)
+        x = np.stack([(self.alt[0] if a else self.x)[c, :, t:t + self.width]
+                      for c, t, a in zip(clips, starts, use_alt, strict=True)])
         x = x.astype(np.float32)
         if self.band_limit is not None:
             self.band_limit.apply(x, self.cutoff[sl])

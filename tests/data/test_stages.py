@@ -162,6 +162,33 @@ def test_features_shapes_and_train_only_normaliser(dataset: Path, tmp_path: Path
     assert x.shape[1:] == (16, cfg.segment_frames) and len(x) >= 1
 
 
+def test_mp3_copies_are_made_for_training_clips_only_aligned_and_repeatable(dataset: Path,
+                                                                          tmp_path: Path):
+    from genreflow.codec import MP3_LEVELS, mp3_level
+
+    manifest = make_split(_report(dataset), SplitConfig(ratios=[0.6, 0.2, 0.2]),
+                          DataConfig(dir=str(dataset)), log=quiet)
+    cfg = FeaturesConfig(clip_seconds=2.0, segment_seconds=0.5, n_mels=16, n_fft=512, workers=2)
+    feats, classes, failed = compute_features(manifest, cfg, log=quiet)
+    train = feats["train"]
+    assert train.mp3.shape == train.x.shape and not failed
+    assert feats["val"].mp3 is None and feats["test"].mp3 is None  # never on held-out clips
+    diff = np.abs(train.mp3.astype(np.float32) - train.x.astype(np.float32))
+    assert diff.mean() > 0.05  # a lossy copy, not the clip again ...
+    assert np.median(diff) < 6.0  # ... of the same clip (dB), frame for frame
+    again, _, _ = compute_features(manifest, cfg, log=quiet)
+    assert np.array_equal(again["train"].mp3, train.mp3)  # one encoder level per clip
+    assert len({mp3_level(c) for c in train.ids}) == len(train.ids)
+    assert all(MP3_LEVELS[0] <= mp3_level(c) <= MP3_LEVELS[1] for c in train.ids)
+    write_features(feats, classes, failed, cfg, "synthetic", tmp_path / "f")
+    fs = load_features(tmp_path / "f")
+    stats = json.loads((tmp_path / "f" / "stats.json").read_text())
+    assert np.allclose(stats["mean"], train.x.astype(np.float32).mean(axis=(0, 2)), atol=1e-3)
+    assert np.allclose(fs.splits["train"].mp3, fs.splits["train"].x, atol=12)  # same normaliser
+    off, _, _ = compute_features(manifest, replace(cfg, mp3_copies=False), log=quiet)
+    assert off["train"].mp3 is None and np.array_equal(off["train"].x, train.x)
+
+
 def test_config_errors_name_the_field(tmp_path: Path):
     from genreflow.config import ConfigError, config_from_dict, load_config
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from conftest import prepare_features
 from genreflow.errors import GenreflowError
 from genreflow.inference import GenrePredictor
 from genreflow.train import evaluate_probs, train_model
@@ -184,9 +185,9 @@ def test_random_crops_are_seeded_labelled_and_redrawn_each_epoch():
 def test_segcnn_without_crops_and_lr_plateau(tiny_project):
     cfg, feat_dir = tiny_project
     cfg.train = replace(cfg.train, max_epochs=3, patience=3, min_delta=10.0)  # no epoch improves
-    res = train_model(cfg, "segcnn", feat_dir, overrides={"crops_per_clip": 0, "band_limit": 0.0,
-                                                         "lr_plateau": 1},
-                      log=quiet)
+    res = train_model(cfg, "segcnn", feat_dir, log=quiet,
+                      overrides={"crops_per_clip": 0, "band_limit": 0.0, "mp3": 0.0,
+                                 "lr_plateau": 1})
     lrs = [m.value for m in MlflowClient(cfg.tracking.uri).get_metric_history(
         res.run_id, "learning_rate")]
     assert len(lrs) == 3 and lrs[-1] < lrs[0]  # the plateau callback cut the rate
@@ -229,6 +230,46 @@ def test_band_limit_sets_high_bands_to_the_floor_and_is_seeded():
     again = RandomCrops(x, np.array([0, 1, 2]), width=10, per_clip=20, batch_size=60, seed=3,
                         band_limit=BandLimit(hz, floor, p=0.5, rates=(8000, 16000)))
     assert np.array_equal(again[0][0], crops[0][0])
+
+
+def test_a_share_of_crops_comes_from_the_mp3_copies():
+    from genreflow.keras_parts import RandomCrops
+
+    x, copies = np.zeros((3, 4, 50), np.float32), np.ones((3, 4, 50), np.float32)
+    y = np.array([0, 1, 2])
+    half = RandomCrops(x, y, width=10, per_clip=20, batch_size=60, seed=3, alt=(copies, 0.3))
+    xb, yb = half[0]
+    from_copy = xb[..., 0].mean(axis=(1, 2)) == 1.0
+    assert np.array_equal(from_copy, half.from_alt) and 8 < from_copy.sum() < 30
+    assert np.array_equal(yb, y[half.clip])  # labels follow the clip either way
+    plain = RandomCrops(x, y, width=10, per_clip=20, batch_size=60, seed=3)
+    assert np.array_equal(plain.start, half.start)  # the copies do not move the crops
+    with pytest.raises(GenreflowError, match="do not match"):
+        RandomCrops(x, y, width=10, per_clip=1, batch_size=5, seed=1, alt=(copies[:2], 0.5))
+
+
+def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_project, tmp_path):
+    from genreflow.config import ConfigError
+    from genreflow.kinds import get_kind, settings
+    from genreflow.kinds.base import TrainContext
+
+    cfg, feat_dir = tiny_project
+    kind = get_kind("segcnn")
+    ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=8)
+    train, _ = kind.fit_data(ctx, settings(cfg.train, "segcnn", {"mp3": 0.5}))
+    assert train["x"].alt[0] is ctx.features.splits["train"].mp3
+    res = train_model(cfg, "segcnn", feat_dir, overrides={"mp3": 0.5}, log=quiet)
+    run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["model.mp3"] == "0.5"
+    cfg.features = replace(cfg.features, mp3_copies=False)
+    bare = prepare_features(cfg, tmp_path / "bare")
+    with pytest.raises(ConfigError, match=r"mp3: 0\.5 needs MP3 copies.*features\.mp3_copies"):
+        train_model(cfg, "segcnn", bare, overrides={"mp3": 0.5}, log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    failed = [r for r in client.search_runs([client.get_experiment_by_name("test").experiment_id])
+              if r.info.status == "FAILED"]
+    assert len(failed) == 1 and "features.mp3_copies" in failed[0].data.tags["error"]
+    train_model(cfg, "segcnn", bare, overrides={"mp3": 0.0}, log=quiet)  # off: trains
 
 
 def test_whole_clip_cnn_trains_on_band_limited_clips(tiny_project):

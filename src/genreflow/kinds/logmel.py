@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from genreflow.config import FeaturesConfig
+from genreflow.config import ConfigError, FeaturesConfig
 from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainContext
 
 
@@ -68,6 +68,18 @@ def band_limit(fs, p: float):
 
     hz, floor, _ = band_floor(fs)
     return BandLimit(hz, floor, p)
+
+
+def mp3_copies(fs, p: float):
+    """``(train clips' MP3 copies, p)`` for :class:`~genreflow.keras_parts.RandomCrops`
+    (None when ``p`` is 0); refused when the features hold no copies."""
+    if not p:
+        return None
+    copies = fs.splits["train"].mp3
+    if copies is None:
+        raise ConfigError(f"mp3: {p} needs MP3 copies of the training clips; set "
+                          "features.mp3_copies: true and run `dvc repro features`")
+    return copies, p
 
 
 class LogMelKind(ModelKind):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from genreflow.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
-from genreflow.kinds.logmel import LogMelKind, band_limit, segment_windows
+from genreflow.kinds.logmel import LogMelKind, band_limit, mp3_copies, segment_windows
 
 
 @dataclass
@@ -20,12 +20,14 @@ class SegCnnConfig(KindConfig):
     spec_augment: bool = True
     crops_per_clip: int = 6   # random segments per clip and epoch (0 = all overlapping ones)
     band_limit: float = 0.3   # share of training crops low-passed as 8, 11 or 16 kHz audio
+    mp3: float = 0.3          # share of training crops cut from the clip's MP3 copy
     lr_plateau: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_whole("crops_per_clip", self.crops_per_clip)
         check_share("band_limit", self.band_limit)
+        check_share("mp3", self.mp3)
 
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig):
@@ -81,12 +83,14 @@ class SegCnn(LogMelKind):
             return x[..., None], np.repeat(f.y, [len(w) for w in wins])
 
         val = all_segments("val")
-        if mcfg.band_limit and not mcfg.crops_per_clip:
-            raise ConfigError("band_limit: needs crops_per_clip > 0 (the random-crop trainer)")
+        for name in ("band_limit", "mp3"):
+            if getattr(mcfg, name) and not mcfg.crops_per_clip:
+                raise ConfigError(f"{name}: needs crops_per_clip > 0 (the random-crop trainer)")
         if mcfg.crops_per_clip:
             tr = fs.splits["train"]
             return {"x": RandomCrops(tr.x, tr.y, feat.segment_frames, mcfg.crops_per_clip,
                                      ctx.batch_size, ctx.seed,
-                                     band_limit=band_limit(fs, mcfg.band_limit))}, val
+                                     band_limit=band_limit(fs, mcfg.band_limit),
+                                     alt=mp3_copies(fs, mcfg.mp3))}, val
         x, y = all_segments("train")
         return {"x": x, "y": y, "batch_size": ctx.batch_size, "shuffle": True}, val
