@@ -6,6 +6,7 @@ Nothing here touches the network or the project's own tracking store.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,17 +77,27 @@ def tiny_config(root: Path, data_dir: Path):
     return cfg
 
 
+@pytest.fixture(scope="session")
+def tiny_features(tiny_data: Path, tmp_path_factory) -> Path:
+    """The tiny data validated, split and featurised once per test process."""
+    root = tmp_path_factory.mktemp("tiny-features")
+    prepare_features(tiny_config(root, tiny_data), root)
+    return root
+
+
 @pytest.fixture
-def tiny_project(tiny_data: Path, tmp_path: Path, monkeypatch):
+def tiny_project(tiny_data: Path, tiny_features: Path, tmp_path: Path, monkeypatch):
     """Validated, split and featurised tiny data; returns ``(cfg, features_dir)``.
 
-    The working directory is ``tmp_path`` and MLFLOW_TRACKING_URI is unset,
-    so every run lands in ``tmp_path/mlflow.db``.
+    The working directory is ``tmp_path`` (with its own copy of the features and split) and
+    MLFLOW_TRACKING_URI is unset, so every run lands in ``tmp_path/mlflow.db``.
     """
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = tiny_config(tmp_path, tiny_data)
-    return cfg, prepare_features(cfg, tmp_path)
+    shutil.copytree(tiny_features / "features", tmp_path / "features")
+    shutil.copy(tiny_features / "split.csv", tmp_path / "split.csv")
+    return cfg, tmp_path / "features"
 
 
 def prepare_features(cfg, root: Path) -> Path:
