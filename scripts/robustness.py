@@ -1,7 +1,8 @@
 """Robustness of a trained model to how users send audio (used by ``benchmark.py --robustness``).
 
-Each held-out clip is sent again as a 44.1 kHz stereo WAV, an MP3, an 8 kHz WAV, 12 dB
-quieter, and as a 10 s excerpt from the middle, through the path the served model uses
+Each held-out clip is sent again as a 44.1 kHz stereo WAV, an MP3 (libsndfile's LAME, about
+50 kbit/s), an Ogg Opus (about 32 kbit/s: a codec that no training augmentation imitates), an
+8 kHz WAV, 12 dB quieter, and as a 10 s excerpt from the middle, through the path the served model uses
 (bytes -> input contract -> the kind's front-end). Accuracy per variant and how often the
 answer matches the one for the original file.
 """
@@ -20,6 +21,9 @@ VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "44.1 kHz stereo WAV": lambda y, sr: encode(
         np.stack([resample(y, sr, 44100)] * 2, axis=1), 44100, "WAV", "PCM_16"),
     "MP3": lambda y, sr: encode(y, sr, "MP3"),
+    # a codec no augmentation imitates: Opus at 48 kHz, about 32 kbit/s
+    "Opus": lambda y, sr: encode(resample(y, sr, 48000), 48000, "OGG", "OPUS",
+                                 compression_level=0.9),
     "8 kHz WAV": lambda y, sr: encode(resample(y, sr, 8000), 8000, "WAV", "PCM_16"),
     "12 dB quieter": lambda y, sr: encode(y * 10 ** (-12 / 20), sr, "WAV", "PCM_16"),
     "10 s excerpt": lambda y, sr: encode(
