@@ -49,7 +49,8 @@ def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
     original = [answer(p, p) for p in paths]
     out = {"original": {"accuracy": float(np.mean([a == g for a, g in zip(original, genres,
                                                                             strict=True)])),
-                        "same_as_original": 1.0, "refused": original.count(None)}}
+                        "same_as_original": 1.0, "refused": original.count(None),
+                        "answers": original}}
     for name, make in VARIANTS.items():
         answers = []
         for p in paths:
@@ -59,7 +60,8 @@ def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
             "accuracy": float(np.mean([a == g for a, g in zip(answers, genres, strict=True)])),
             "same_as_original": float(np.mean([a == o for a, o in zip(answers, original,
                                                                         strict=True)])),
-            "refused": answers.count(None)}
+            "refused": answers.count(None),
+            "answers": answers}  # per clip, in ``paths`` order: for paired comparisons
     return out
 
 
