@@ -101,7 +101,7 @@ class FeaturesConfig:
     clip_seconds: float = 30.0
     segment_seconds: float = 3.0
     segment_overlap: float = 0.5
-    mp3_copies: bool = True  # training clips also get the log-mel of an MP3 copy (codec.py)
+    mp3_copies: bool = False  # training clips also get the log-mel of an MP3 copy (codec.py)
     workers: int = 2
 
     def __post_init__(self) -> None:

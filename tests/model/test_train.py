@@ -253,7 +253,9 @@ def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_proj
     from genreflow.kinds import get_kind, settings
     from genreflow.kinds.base import TrainContext
 
-    cfg, feat_dir = tiny_project
+    cfg, bare = tiny_project  # the defaults: no MP3 copies
+    cfg.features = replace(cfg.features, mp3_copies=True)
+    feat_dir = prepare_features(cfg, tmp_path / "with-mp3")
     kind = get_kind("segcnn")
     ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=8)
     train, _ = kind.fit_data(ctx, settings(cfg.train, "segcnn", {"mp3": 0.5}))
@@ -262,7 +264,6 @@ def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_proj
     run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)
     assert run.info.status == "FINISHED" and run.data.params["model.mp3"] == "0.5"
     cfg.features = replace(cfg.features, mp3_copies=False)
-    bare = prepare_features(cfg, tmp_path / "bare")
     with pytest.raises(ConfigError, match=r"mp3: 0\.5 needs MP3 copies.*features\.mp3_copies"):
         train_model(cfg, "segcnn", bare, overrides={"mp3": 0.5}, log=quiet)
     client = MlflowClient(cfg.tracking.uri)

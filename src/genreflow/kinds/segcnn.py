@@ -20,7 +20,7 @@ class SegCnnConfig(KindConfig):
     spec_augment: bool = True
     crops_per_clip: int = 6   # random segments per clip and epoch (0 = all overlapping ones)
     band_limit: float = 0.3   # share of training crops low-passed as 8, 11 or 16 kHz audio
-    mp3: float = 0.3          # share of training crops cut from the clip's MP3 copy
+    mp3: float = 0.0          # share of training crops cut from the clip's MP3 copy
     lr_plateau: int = 3
 
     def __post_init__(self) -> None:
