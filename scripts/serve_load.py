@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -88,11 +89,19 @@ def free_port() -> int:
 def start_server(model: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's stderr, as long as it runs
     proc = subprocess.Popen(
         [sys.executable, "-m", "genreflow.cli", "serve", model, "--host", "127.0.0.1", "--port",
          str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    proc.log = log
     return proc, f"http://127.0.0.1:{port}"
+
+
+def server_said(proc: subprocess.Popen, lines: int = 15) -> str:
+    """The last lines of a server's stderr (started by :func:`start_server`)."""
+    proc.log.seek(0)
+    return "\n".join(proc.log.read().decode(errors="replace").splitlines()[-lines:])
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, seconds: float = 300) -> None:
@@ -101,7 +110,7 @@ def wait_ready(url: str, proc: subprocess.Popen | None, seconds: float = 300) ->
     deadline = time.time() + seconds
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
+            raise SystemExit(f"server exited with {proc.returncode}:\n{server_said(proc)}")
         try:
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 break
@@ -222,7 +231,7 @@ def main() -> None:
         time.sleep(2.0)
         mem_after = rss_mb(pid)
     finally:
-        if proc is not None:
+        if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
 
