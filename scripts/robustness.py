@@ -47,22 +47,21 @@ def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
         return pred.classes[int(np.argmax(pred.probs_from_audio(y)))]
 
     original = [answer(p, p) for p in paths]
-    out = {"original": {"accuracy": float(np.mean([a == g for a, g in zip(original, genres,
-                                                                            strict=True)])),
-                        "same_as_original": 1.0, "refused": original.count(None),
-                        "answers": original}}
-    for name, make in VARIANTS.items():
-        answers = []
-        for p in paths:
-            y, sr = decode(p)
-            answers.append(answer(make(y, sr), f"{p} ({name})"))
-        out[name] = {
+    by_variant: dict[str, list] = {name: [] for name in VARIANTS}
+    for p in paths:  # each clip decoded once for all its copies
+        y, sr = decode(p)
+        for name, make in VARIANTS.items():
+            by_variant[name].append(answer(make(y, sr), f"{p} ({name})"))
+
+    def score(answers: list) -> dict:
+        return {
             "accuracy": float(np.mean([a == g for a, g in zip(answers, genres, strict=True)])),
             "same_as_original": float(np.mean([a == o for a, o in zip(answers, original,
                                                                         strict=True)])),
             "refused": answers.count(None),
             "answers": answers}  # per clip, in ``paths`` order: for paired comparisons
-    return out
+
+    return {"original": score(original), **{n: score(a) for n, a in by_variant.items()}}
 
 
 def markdown(results: dict[str, list[dict]], key: str = "robustness",

@@ -41,14 +41,12 @@ def mp3_level(key: str) -> float:
 
 
 def mp3_copy(y: np.ndarray, sr: int, level: float) -> np.ndarray:
-    """Mono ``y`` through an MP3 encoder and decoder, at ``y``'s length."""
-    import soundfile as sf
+    """Mono ``y`` through an MP3 encoder and back through genreflow's one decoder (as a
+    user's MP3 is read), at ``y``'s length."""
+    from genreflow.audio import decode, fit_length
 
-    from genreflow.audio import fit_length
-
-    z, _ = sf.read(io.BytesIO(encode(y, sr, "MP3", compression_level=level)),
-                   dtype="float32", always_2d=False)
-    return fit_length(np.asarray(z, np.float32), len(y))
+    z, _ = decode(encode(y, sr, "MP3", compression_level=level), name="MP3 copy")
+    return fit_length(z, len(y))
 
 
 def check_mp3(setting: str) -> None:

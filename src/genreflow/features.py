@@ -29,17 +29,17 @@ class SplitFeatures:
 
 
 def _one(args: tuple[str, FeaturesConfig, float | None]):
-    """One clip's log-mel, or ``(log-mel, its MP3 copy's)`` when given an MP3 level; a
-    message when the clip cannot be read."""
+    """``(log-mel, the log-mel of its MP3 copy or None)`` of one clip (a copy when given an
+    MP3 level), or a message when the clip cannot be read."""
     path, cfg, mp3_level = args
     try:
         y, _ = decode(path, cfg.sample_rate)
-        spec = clip_log_mel(y, cfg).astype(np.float16)
-        if mp3_level is None:
-            return spec
-        from genreflow.codec import mp3_copy
+        copy = None
+        if mp3_level is not None:
+            from genreflow.codec import mp3_copy
 
-        return spec, clip_log_mel(mp3_copy(y, cfg.sample_rate, mp3_level), cfg).astype(np.float16)
+            copy = clip_log_mel(mp3_copy(y, cfg.sample_rate, mp3_level), cfg).astype(np.float16)
+        return clip_log_mel(y, cfg).astype(np.float16), copy
     except AudioError as exc:
         return str(exc)
     except Exception as exc:  # a clip must never stop the stage
@@ -78,14 +78,16 @@ def compute_features(
                 log(f"skipped {manifest['clip_id'].iloc[i]}: {results[i]}")
             else:
                 good.append(i)
-        pairs = bool(good) and isinstance(results[good[0]], tuple)
-        specs = [results[i][0] if pairs else results[i] for i in good]
-        x = (np.stack(specs) if good else np.zeros((0, cfg.n_mels, cfg.clip_frames), np.float16))
+        empty = np.zeros((0, cfg.n_mels, cfg.clip_frames), np.float16)
+        x = np.stack([results[i][0] for i in good]) if good else empty
+        mp3 = None
+        if cfg.mp3_copies and split == "train":  # the copies made above, aligned with x
+            mp3 = np.stack([results[i][1] for i in good]) if good else empty
         out[split] = SplitFeatures(
             x=x,
             y=np.array([index[manifest["genre"].iloc[i]] for i in good], dtype=np.int64),
             ids=np.array([manifest["clip_id"].iloc[i] for i in good]),
-            mp3=np.stack([results[i][1] for i in good]) if pairs else None,
+            mp3=mp3,
         )
     return out, classes, failed
 

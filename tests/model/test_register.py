@@ -116,7 +116,7 @@ def test_champion_moved_by_a_concurrent_register_is_not_overwritten(tiny_project
     train_model(cfg, "cnn", feat_dir, log=quiet)
     assert register_best(cfg, manifest, log=quiet).version == "1"
     cfg.train = good
-    with_kind(cfg, "segcnn", band_limit=0.0, mp3=0.0)
+    with_kind(cfg, "segcnn", band_limit=0.0)
     train_model(cfg, "segcnn", feat_dir, log=quiet)
     client = MlflowClient(cfg.tracking.uri)
     name, table = cfg.register.model_name, pd.read_csv(manifest)
@@ -144,7 +144,7 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
     cfg.train = replace(cfg.train, max_epochs=8, patience=8)
-    with_kind(cfg, "segcnn", band_limit=0.0, mp3=0.0)  # the rule under test, not augmentation
+    with_kind(cfg, "segcnn", band_limit=0.0)  # the rule under test, not the augmentation
     good = cfg.train
     train_model(cfg, "segcnn", feat_dir, log=quiet)
     champion = register_best(cfg, manifest, log=quiet)
@@ -180,7 +180,7 @@ def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, t
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
     cfg.train = replace(cfg.train, max_epochs=8, patience=8)
-    with_kind(cfg, "segcnn", band_limit=0.0, mp3=0.0)
+    with_kind(cfg, "segcnn", band_limit=0.0)
     k = all_settings(cfg.train)
     cfg.train = replace(cfg.train, kinds={**k, "cnn": replace(k["cnn"], learning_rate=1e-7)})
     train_model(cfg, "segcnn", feat_dir, log=quiet)

@@ -185,9 +185,9 @@ def test_random_crops_are_seeded_labelled_and_redrawn_each_epoch():
 def test_segcnn_without_crops_and_lr_plateau(tiny_project):
     cfg, feat_dir = tiny_project
     cfg.train = replace(cfg.train, max_epochs=3, patience=3, min_delta=10.0)  # no epoch improves
-    res = train_model(cfg, "segcnn", feat_dir, log=quiet,
-                      overrides={"crops_per_clip": 0, "band_limit": 0.0, "mp3": 0.0,
-                                 "lr_plateau": 1})
+    res = train_model(cfg, "segcnn", feat_dir, overrides={"crops_per_clip": 0, "band_limit": 0.0,
+                                                         "lr_plateau": 1},
+                      log=quiet)
     lrs = [m.value for m in MlflowClient(cfg.tracking.uri).get_metric_history(
         res.run_id, "learning_rate")]
     assert len(lrs) == 3 and lrs[-1] < lrs[0]  # the plateau callback cut the rate
