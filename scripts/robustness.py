@@ -34,17 +34,16 @@ VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
 def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
     """Accuracy on the original files and on every variant, and agreement with the original."""
     from genreflow.audio import AudioError, decode
-    from genreflow.contract import load_audio
     from genreflow.inference import GenrePredictor
 
     pred = GenrePredictor.from_bundle(bundle)
 
     def answer(source, where: str) -> str | None:
         try:
-            y, _ = load_audio(source, audio, pred.sample_rate, where=where)
+            probs = pred.probs_from_source(source, audio, where=where)
         except AudioError:
             return None
-        return pred.classes[int(np.argmax(pred.probs_from_audio(y)))]
+        return pred.classes[int(np.argmax(probs))]
 
     original = [answer(p, p) for p in paths]
     by_variant: dict[str, list] = {name: [] for name in VARIANTS}

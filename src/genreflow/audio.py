@@ -1,28 +1,34 @@
 """Audio I/O shared by every stage, the served model and ``genreflow predict``.
 
-One decoder (soundfile/libsndfile: wav, au, flac, ogg, mp3, aiff) and one
-log-mel transform, so that training and serving see identical inputs.
+One decoder (soundfile/libsndfile: wav, au, flac, ogg, mp3, aiff), block by block
+(:class:`AudioStream`), so that training and serving see identical inputs and a served
+request's front-end can run while its file is still being decoded (:func:`read_ahead`).
+The log-mel transform is in :mod:`genreflow.spectrum`.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import io
 import json
+import queue
 import re
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
 
-from genreflow.config import FeaturesConfig
 from genreflow.errors import GenreflowError, MissingInputError
 from genreflow.quiet import quiet_c_stderr
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
 SOURCE_FILE = "SOURCE.json"
+T = TypeVar("T")
 
 
 class AudioError(GenreflowError, ValueError):
@@ -77,68 +83,156 @@ def read_source(data_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+class AudioStream:
+    """One audio file (path or bytes) decoded block by block into mono float32.
+
+    Opening reads the header: a file that is empty, cut short by its WAV header, not audio,
+    or longer than ``max_seconds`` by its header is refused at once. :meth:`blocks` then
+    yields the mono mix (the mean of the channels), optionally resampled, and refuses, as
+    soon as it is seen, a block with NaN or infinite samples, a file longer than
+    ``max_seconds`` (decoding stops there: bounded memory) and a damaged one. After the
+    last block, :attr:`frames` and :meth:`rms` describe the signal at its own rate.
+    Errors are :class:`AudioError` with a reason class (``empty``, ``not_audio``,
+    ``unsupported_format``, ``truncated``, ``non_finite``, ``too_long``).
+    """
+
+    BLOCK = 1 << 16  # frames per read: 3 s at 22.05 kHz, small enough to overlap the front-end
+
+    def __init__(self, source: str | Path | bytes, *, max_seconds: float | None = None,
+                 name: str | None = None):
+        from genreflow.sniff import open_failure, riff_truncated
+
+        is_bytes = isinstance(source, bytes | bytearray)
+        self.name = name or ("<bytes>" if is_bytes else str(source))
+        if is_bytes:
+            size, head, handle = len(source), bytes(source[:64]), io.BytesIO(source)
+        else:
+            size = Path(source).stat().st_size
+            with open(source, "rb") as fh:
+                head = fh.read(64)
+            handle = source
+        if size == 0:
+            raise refused(self.name, "empty", "the file is empty (0 bytes)")
+        if riff_truncated(head, size):
+            raise refused(self.name, "truncated",
+                          "the WAV file ends before the length its header gives")
+        with quiet_c_stderr():
+            try:
+                self._file = sf.SoundFile(handle)
+            except Exception as exc:  # libsndfile raises several types for bad data
+                raise open_failure(self.name, head, exc) from None
+        self.sample_rate = int(self._file.samplerate)
+        self.max_seconds = max_seconds
+        header = self._file.frames
+        if max_seconds is not None and 0 < header < 2**62 and header > max_seconds * self.sample_rate:
+            self._file.close()
+            raise refused(self.name, "too_long", f"{header / self.sample_rate:.1f} s of audio "
+                          f"(header), longer than the maximum of {max_seconds:g} s")
+        self.frames = 0       # mono frames decoded so far, at :attr:`sample_rate`
+        self.energy = 0.0     # their sum of squares
+
+    def rms(self) -> float:
+        """Root mean square of the mono mix decoded so far."""
+        return float(np.sqrt(self.energy / self.frames)) if self.frames else 0.0
+
+    def blocks(self, sample_rate: int | None = None) -> Iterator[np.ndarray]:
+        """The mono mix block by block, resampled to ``sample_rate`` when given (soxr HQ,
+        streamed: the same samples as resampling the whole signal at once)."""
+        import soxr
+
+        limit = None if self.max_seconds is None else int(self.max_seconds * self.sample_rate)
+        resampler = None
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            resampler = soxr.ResampleStream(self.sample_rate, sample_rate, 1, dtype="float32",
+                                            quality="HQ")
+        try:
+            while True:
+                block = self._read()
+                if block is None:
+                    break
+                if limit is not None and self.frames > limit:
+                    raise refused(self.name, "too_long", f"more than {self.max_seconds:g} s "
+                                  "of audio, the maximum")
+                if not np.all(np.isfinite(block)):
+                    raise refused(self.name, "non_finite",
+                                  "the audio contains NaN or infinite samples")
+                self.energy += float(np.einsum("i,i->", block, block))
+                yield block if resampler is None else resampler.resample_chunk(block)
+            if self.frames == 0:
+                raise refused(self.name, "empty", "the file holds no audio samples")
+            if resampler is not None:
+                tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                if len(tail):
+                    yield tail
+        finally:
+            self._file.close()
+
+    def _read(self) -> np.ndarray | None:
+        """The next block's mono mix, or None at the end of the data (not the header's count)."""
+        try:
+            with quiet_c_stderr():
+                block = self._file.read(self.BLOCK, dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise refused(self.name, "truncated", f"decoding stopped after {self.frames} "
+                          f"frames: {_clean(str(exc))} (the file is cut short or damaged)") from None
+        if not len(block):
+            return None
+        self.frames += len(block)
+        return _mono(block)
+
+
 def decode(source: str | Path | bytes, sample_rate: int | None = None, *,
            max_seconds: float | None = None, name: str | None = None) -> tuple[np.ndarray, int]:
     """Decode a file path or raw bytes to mono float32 (the mean of the channels),
-    optionally resampled. One decoder (libsndfile) for every stage and the server.
+    optionally resampled: ``(signal, rate)``. One decoder (libsndfile) for every stage and
+    the server; refusals as in :class:`AudioStream`."""
+    stream = AudioStream(source, max_seconds=max_seconds, name=name)
+    parts = list(stream.blocks(sample_rate))
+    y = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    return np.ascontiguousarray(y, dtype=np.float32), int(sample_rate or stream.sample_rate)
 
-    With ``max_seconds``, a longer file is refused from its header when the header
-    gives a length, else after decoding at most ``max_seconds`` (bounded memory).
-    Raises :class:`AudioError` with a reason class: ``empty``, ``not_audio``,
-    ``unsupported_format``, ``truncated``, ``non_finite`` or ``too_long``.
+
+def read_ahead(items: Iterable[T], depth: int = 8) -> Iterator[T]:
+    """``items``, produced in a background thread while the caller works on earlier ones.
+
+    For decoding beside the front-end (libsndfile, soxr and numpy release the GIL): a 30 s
+    Ogg Vorbis clip's spectrogram is done when its decoding is. An exception in the producer
+    is raised in the caller; a caller that stops early stops the producer (and closes it).
     """
-    from genreflow.sniff import open_failure, riff_truncated
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
 
-    is_bytes = isinstance(source, bytes | bytearray)
-    name = name or ("<bytes>" if is_bytes else str(source))
-    if is_bytes:
-        size, head, handle = len(source), bytes(source[:64]), io.BytesIO(source)
-    else:
-        size = Path(source).stat().st_size
-        with open(source, "rb") as fh:
-            head = fh.read(64)
-        handle = source
-    if size == 0:
-        raise refused(name, "empty", "the file is empty (0 bytes)")
-    if riff_truncated(head, size):
-        raise refused(name, "truncated", "the WAV file ends before the length its header gives")
-    with quiet_c_stderr():
+    def produce() -> None:
         try:
-            f = sf.SoundFile(handle)
-        except Exception as exc:  # libsndfile raises several types for bad data
-            raise open_failure(name, head, exc) from None
-        with f:
-            sr = int(f.samplerate)
-            if max_seconds is not None and 0 < f.frames < 2**62 and f.frames > max_seconds * sr:
-                raise refused(name, "too_long", f"{f.frames / sr:.1f} s of audio (header), "
-                              f"longer than the maximum of {max_seconds:g} s")
-            y = _read_mono(f, name, None if max_seconds is None else int(max_seconds * sr) + 1)
-    if y.size == 0:
-        raise refused(name, "empty", "the file holds no audio samples")
-    if max_seconds is not None and len(y) > max_seconds * sr:
-        raise refused(name, "too_long", f"more than {max_seconds:g} s of audio, the maximum")
-    if not np.all(np.isfinite(y)):
-        raise refused(name, "non_finite", "the audio contains NaN or infinite samples")
-    if sample_rate is not None and sr != sample_rate:
-        y, sr = resample(y, sr, sample_rate), sample_rate
-    return np.ascontiguousarray(y, dtype=np.float32), int(sr)
+            for item in items:
+                if stop.is_set():
+                    return
+                box.put((item, None))
+            box.put((done, None))
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+            box.put((done, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
-
-def _read_mono(f: sf.SoundFile, name: str, limit: int | None) -> np.ndarray:
-    """Decode block by block into a mono mix, stopping once past ``limit`` frames."""
-    parts: list[np.ndarray] = []
-    n = 0
+    thread = threading.Thread(target=produce, name="genreflow-read-ahead", daemon=True)
+    thread.start()
     try:
-        while limit is None or n <= limit:  # until the end of the data, not the header's count
-            block = f.read(1 << 16, dtype="float32", always_2d=True)
-            if not len(block):
-                break
-            parts.append(_mono(block))
-            n += len(block)
-    except Exception as exc:
-        raise refused(name, "truncated", f"decoding stopped after {n} frames: "
-                      f"{_clean(str(exc))} (the file is cut short or damaged)") from None
-    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # a producer blocked on a full queue gets room to see `stop`
+            with contextlib.suppress(queue.Empty):
+                box.get(timeout=0.01)
+        thread.join()
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
@@ -173,72 +267,6 @@ def fit_length(y: np.ndarray, n: int) -> np.ndarray:
     return np.pad(y, (0, n - len(y)))
 
 
-@functools.lru_cache(maxsize=8)
-def _hann(n_fft: int) -> np.ndarray:
-    """The periodic Hann window (``scipy.signal.get_window("hann", n_fft)``, librosa's default)."""
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-
-
-STFT_BLOCK = 64  # frames per FFT call: 0.5 MB of scratch that stays in cache, any clip length
-# pocketfft threads per call. One: on a 2-core Xeon (AVX-512) two threads made the STFT of a
-# 30 s clip slower (13.6 against 9.0 ms, thread hand-offs on 20 small calls) and a lone
-# served request 59.6 -> 57.2 ms at the median of 5 runs; the server's workers and the
-# features stage's processes already keep every core busy under load.
-FFT_THREADS = 1
-
-
-def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """``|STFT|^2`` as float32, shape ``(n_fft // 2 + 1, 1 + len(y) // hop_length)``.
-
-    The same frames as ``librosa.stft(y, n_fft, hop_length, center=True)`` (periodic Hann
-    window, centred frames, zero padding), computed in float32 in small blocks with pocketfft
-    and without librosa's per-call checks: about twice as fast; the log-mel differs from
-    librosa's by float32 rounding (< 0.01 dB above the floor; the cached features are float16).
-    The result is C-contiguous, written block by block (a block's transpose stays in cache):
-    the mel filter bank's sparse product would otherwise copy a transposed view first
-    (5 ms for a 30 s clip).
-    """
-    import scipy.fft
-
-    y = np.asarray(y, dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, n_fft // 2), n_fft)[::hop_length]
-    win, bins = _hann(n_fft), n_fft // 2 + 1
-    out = np.empty((bins, len(frames)), np.float32)
-    scratch = np.empty((STFT_BLOCK, n_fft), np.float32)
-    for s in range(0, len(frames), STFT_BLOCK):
-        n = len(frames[s:s + STFT_BLOCK])
-        np.multiply(frames[s:s + n], win, out=scratch[:n])
-        spec = scipy.fft.rfft(scratch[:n], axis=-1, workers=FFT_THREADS)  # complex64
-        parts = spec.view(np.float32).reshape(n, bins, 2)  # (re, im) pairs
-        np.square(parts, out=parts)
-        np.add(parts[..., 0], parts[..., 1], out=out[:, s:s + n].T)
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def mel_basis(sample_rate: int, n_fft: int, n_mels: int):
-    """The (Slaney) mel filter bank as a sparse matrix: each FFT bin feeds at most two filters,
-    so ~2,000 of its 131,000 entries are non-zero (20x faster than a dense product; the
-    result differs by float32 rounding, < 1e-5 dB)."""
-    import librosa
-    import scipy.sparse
-
-    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels).astype(np.float32)
-    return scipy.sparse.csr_array(basis)
-
-
-def log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
-    """Log-mel power spectrogram in dB, shape ``(n_mels, frames)``, float32.
-
-    The transform of ``librosa.feature.melspectrogram`` followed by
-    ``power_to_db(ref=1.0, amin=1e-10, top_db=None)``, through :func:`power_spectrogram`
-    and a filter bank built once per process.
-    """
-    power = power_spectrogram(y, cfg.n_fft, cfg.hop_length)
-    mel = np.asarray(mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ power)
-    return (10.0 * np.log10(np.maximum(mel, np.float32(1e-10)))).astype(np.float32)
-
-
 def rms(y: np.ndarray) -> float:
     """Root mean square of a signal (0.0 for an empty one).
 
@@ -264,28 +292,3 @@ def normalise_loudness(y: np.ndarray, target_dbfs: float = LOUDNESS_DBFS) -> np.
     if level < 1e-8:
         return y
     return (y * np.float32(10 ** (target_dbfs / 20) / level)).astype(np.float32, copy=False)
-
-
-FLOOR_DB = -70.0  # log-mel floor of the log-mel kinds (after loudness normalisation)
-
-
-def floored(spec_db: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
-    """Log-mel values below :data:`FLOOR_DB` raised to it: what lies below (quantisation
-    noise of a quiet 16-bit file, resampler residue) differs between copies of one song."""
-    return np.maximum(spec_db, np.float32(floor_db))
-
-
-def signal_log_mel(y: np.ndarray, cfg: FeaturesConfig, floor_db: float = FLOOR_DB,
-                   loudness_dbfs: float = LOUDNESS_DBFS) -> np.ndarray:
-    """The front-end of the log-mel kinds: loudness-normalised, floored log-mel of the real
-    signal (the bundle records both numbers it was trained with)."""
-    return floored(log_mel(normalise_loudness(y, loudness_dbfs), cfg), floor_db)
-
-
-def clip_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
-    """Training features of one clip: :func:`signal_log_mel` of at most ``clip_seconds``,
-    shape ``(n_mels, clip_frames)`` (a shorter clip is zero-padded; ``validate`` keeps only
-    clips of at least the contract's minimum)."""
-    n = int(round(cfg.clip_seconds * cfg.sample_rate))
-    spec = floored(log_mel(fit_length(normalise_loudness(y[:n]), n), cfg))
-    return spec[:, : cfg.clip_frames]

@@ -1,8 +1,9 @@
 """The input contract: which audio genreflow accepts, defined once.
 
-``validate`` (training data), ``genreflow predict`` and the served model all call
-:func:`load_audio`, with the same :class:`~genreflow.config.AudioConfig` (params.yaml
-``audio:``; the served model carries it in its ``model_config``). A refused input raises
+``validate`` (training data: :func:`check_signal`), ``genreflow predict`` and the served
+model (:func:`audio_blocks`, block by block) apply the same checks with the same
+:class:`~genreflow.config.AudioConfig` (params.yaml ``audio:``; the served model carries it in
+its ``model_config``). A refused input raises
 :class:`~genreflow.audio.AudioError` whose ``reason`` is one of :data:`REASONS` and whose
 message is one line naming the file or row.
 
@@ -14,12 +15,13 @@ analysis window would be mostly padding.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genreflow.audio import AudioError, decode, refused, resample, rms
+from genreflow.audio import AudioError, AudioStream, refused, rms
 from genreflow.config import AudioConfig, ConfigError
 
 # reason class -> what it means (stable names: clients may branch on them)
@@ -47,30 +49,40 @@ PATH_REASONS: dict[str, str] = {
 ALL_REASONS: tuple[str, ...] = (*REASONS, *REQUEST_REASONS, *PATH_REASONS)
 
 
-def check_signal(y: np.ndarray, sr: int, audio: AudioConfig, where: str) -> None:
-    """Refuse a decoded mono signal that is too short or silent."""
-    seconds = len(y) / sr
+def check_level(seconds: float, level: float, audio: AudioConfig, where: str) -> None:
+    """Refuse a decoded signal of ``seconds`` and RMS ``level`` that is too short or silent."""
     if seconds < audio.min_seconds:
         raise refused(where, "too_short", f"{seconds:.2f} s of audio, shorter than the minimum "
                       f"of {audio.min_seconds:g} s")
-    level = rms(y)
     if level < audio.silence_rms:
         raise refused(where, "silent", f"RMS {level:.1e} is below the silence threshold "
                       f"{audio.silence_rms:g} (digital silence or near it)")
 
 
+def check_signal(y: np.ndarray, sr: int, audio: AudioConfig, where: str) -> None:
+    """Refuse a decoded mono signal that is too short or silent."""
+    check_level(len(y) / sr, rms(y), audio, where)
+
+
+def audio_blocks(source: str | Path | bytes | AudioStream, audio: AudioConfig,
+                 sample_rate: int | None = None, where: str | None = None) -> Iterator[np.ndarray]:
+    """The contract block by block: decoding refusals as they happen, the mono mix's blocks
+    (resampled to ``sample_rate``), then, after the last block, the length and silence checks
+    on the signal as decoded. For a front-end that works while the file is being decoded
+    (see :func:`genreflow.audio.read_ahead`); :func:`load_audio` joins the blocks."""
+    stream = source if isinstance(source, AudioStream) else AudioStream(
+        source, max_seconds=audio.max_seconds, name=where)
+    yield from stream.blocks(sample_rate)
+    check_level(stream.frames / stream.sample_rate, stream.rms(), audio, stream.name)
+
+
 def load_audio(source: str | Path | bytes, audio: AudioConfig, sample_rate: int | None = None,
                where: str | None = None) -> tuple[np.ndarray, int]:
-    """Decode, check against the contract, then resample: ``(mono float32, rate)``.
-
-    Checks come before resampling so that refused inputs cost as little as possible.
-    """
-    y, sr = decode(source, max_seconds=audio.max_seconds, name=where)
-    check_signal(y, sr, audio, where or ("<bytes>" if isinstance(source, bytes) else
-                                         str(source)))
-    if sample_rate is not None and sr != sample_rate:
-        y, sr = resample(y, sr, sample_rate), sample_rate
-    return y, sr
+    """:func:`audio_blocks` as one signal: ``(mono float32, rate)``."""
+    stream = AudioStream(source, max_seconds=audio.max_seconds, name=where)
+    parts = list(audio_blocks(stream, audio, sample_rate))
+    return (np.concatenate(parts) if len(parts) != 1 else parts[0],
+            int(sample_rate or stream.sample_rate))
 
 
 def check_path(path: Path) -> AudioError | None:

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.audio import FLOOR_DB, LOUDNESS_DBFS, AudioError, clip_log_mel, decode
+from genreflow.audio import LOUDNESS_DBFS, AudioError, decode
 from genreflow.config import FeaturesConfig
 from genreflow.errors import MissingInputError
 from genreflow.parallel import parallel_map
+from genreflow.spectrum import FLOOR_DB, clip_log_mel
 from genreflow.split import SPLITS
 
 

@@ -133,7 +133,7 @@ def _stft_db(y: np.ndarray, feat: FeaturesConfig) -> tuple[np.ndarray, np.ndarra
     """Power spectrogram and its dB version (re the clip's maximum, floor -80 dB)."""
     import librosa
 
-    from genreflow.audio import power_spectrogram
+    from genreflow.spectrum import power_spectrogram
 
     power = power_spectrogram(y, feat.n_fft, feat.hop_length).astype(np.float64)
     db = librosa.power_to_db(power, ref=np.max, top_db=DB_RANGE)

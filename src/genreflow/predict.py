@@ -96,7 +96,7 @@ def predict_files(files: list[Path], model_uri: str = DEFAULT_MODEL_URI, top: in
     :class:`AudioConfig`).
     """
     from genreflow.audio import AudioError
-    from genreflow.contract import check_path, load_audio
+    from genreflow.contract import check_path
 
     predictor, carried = load_model(model_uri)
     contract = carried or audio or AudioConfig()
@@ -108,8 +108,7 @@ def predict_files(files: list[Path], model_uri: str = DEFAULT_MODEL_URI, top: in
             bad = check_path(path)
             if bad is not None:
                 raise bad
-            y, _ = load_audio(path, contract, predictor.sample_rate, where=str(path))
-            probs = predictor.probs_from_audio(y)
+            probs = predictor.probs_from_source(path, contract, where=str(path))
         except AudioError as exc:
             results.append({"file": str(path), "error": str(exc), "reason": exc.reason})
             continue

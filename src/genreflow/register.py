@@ -111,15 +111,13 @@ def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, audio,
     from tqdm import tqdm
 
     from genreflow.audio import AudioError
-    from genreflow.contract import load_audio
 
     index = {c: i for i, c in enumerate(predictor.classes)}
     hits, losses = [], []
     for path, genre in tqdm(list(zip(rows["path"], rows["genre"], strict=True)),
                             desc="scoring", unit="clip", leave=False):
         try:
-            y_audio, _ = load_audio(path, audio, predictor.sample_rate, where=str(path))
-            probs = predictor.probs_from_audio(y_audio)
+            probs = predictor.probs_from_source(path, audio, where=str(path))
         except (AudioError, GenreflowError) as exc:
             log(f"skipped {path}: {exc}")
             continue

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from genreflow.audio import log_mel, power_spectrogram, rms
+from genreflow.audio import rms
 from genreflow.config import FeaturesConfig
+from genreflow.spectrum import log_mel, power_spectrogram
 
 
 @pytest.mark.parametrize(("n_fft", "hop", "seconds"), [(2048, 512, 3.0), (512, 256, 1.3),

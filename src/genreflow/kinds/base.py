@@ -111,6 +111,23 @@ class Prepared:
         self.counts = self.counts or {s: len(v.y) for s, v in self.labels.items()}
 
 
+class WindowStream:
+    """A kind's front-end fed as the signal is decoded: :meth:`feed` each mono block (at the
+    kind's :meth:`~ModelKind.sample_rate`), then :meth:`windows` for the model inputs.
+    Kinds whose front-end can start early subclass it (see ``LogMelKind``)."""
+
+    def __init__(self, kind: ModelKind, front_end: dict):
+        self.kind, self.front_end = kind, front_end
+        self._blocks: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        self._blocks.append(block)
+
+    def windows(self) -> np.ndarray:
+        y = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
+        return self.kind.audio_windows(y, self.front_end)
+
+
 class ModelKind:
     """One kind of model. Subclass, set ``name`` and ``Config``, decorate with ``register_kind``."""
 
@@ -138,6 +155,11 @@ class ModelKind:
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
         """Model inputs ``(n_windows, ...)`` for a mono signal at :meth:`sample_rate`."""
         raise NotImplementedError
+
+    def window_stream(self, front_end: dict) -> WindowStream:
+        """The front-end fed block by block while a file is decoded; by default the blocks
+        are gathered and :meth:`audio_windows` runs on the whole signal."""
+        return WindowStream(self, front_end)
 
     def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
         """One track's probabilities from the servable's outputs for its windows."""

@@ -12,7 +12,14 @@ from dataclasses import asdict
 import numpy as np
 
 from genreflow.config import ConfigError, FeaturesConfig
-from genreflow.kinds.base import KindConfig, Labels, ModelKind, Prepared, TrainContext
+from genreflow.kinds.base import (
+    KindConfig,
+    Labels,
+    ModelKind,
+    Prepared,
+    TrainContext,
+    WindowStream,
+)
 
 
 def whole_windows(spec: np.ndarray, width: int) -> np.ndarray:
@@ -52,7 +59,7 @@ def band_floor(fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(centre Hz, normalised floor, train std in dB)`` of each mel band of a feature set."""
     import librosa
 
-    from genreflow.audio import FLOOR_DB
+    from genreflow.spectrum import FLOOR_DB
 
     feat = fs.cfg
     hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
@@ -141,18 +148,40 @@ class LogMelKind(ModelKind):
 
     @staticmethod
     def front_end_of(fs) -> dict:
-        from genreflow.audio import FLOOR_DB, LOUDNESS_DBFS
+        from genreflow.audio import LOUDNESS_DBFS
+        from genreflow.spectrum import FLOOR_DB
 
         return {"sample_rate": fs.cfg.sample_rate, "features": asdict(fs.cfg),
                 "stats": fs.stats, "floor_db": fs.meta.get("floor_db", FLOOR_DB),
                 "loudness_dbfs": fs.meta.get("loudness_dbfs", LOUDNESS_DBFS)}
 
     # ---------------------------------------------------------------------- serving
+    def window_stream(self, front_end: dict) -> LogMelWindows:
+        return LogMelWindows(self, front_end)
+
     def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
-        from genreflow.audio import signal_log_mel
+        stream = self.window_stream(front_end)
+        stream.feed(y)
+        return stream.windows()
+
+
+class LogMelWindows(WindowStream):
+    """The log-mel kinds' front-end while the file is decoded: every frame's spectrum as soon
+    as its samples arrive; loudness, floor, training statistics and windows at the end."""
+
+    def __init__(self, kind: LogMelKind, front_end: dict):
+        from genreflow.spectrum import LogMelStream
+
+        super().__init__(kind, front_end)
+        self.feat = FeaturesConfig(**front_end["features"])
+        self.log_mel = LogMelStream(self.feat)
+
+    def feed(self, block: np.ndarray) -> None:
+        self.log_mel.feed(block)
+
+    def windows(self) -> np.ndarray:
         from genreflow.features import normalise
 
-        feat = FeaturesConfig(**front_end["features"])
-        spec = normalise(signal_log_mel(y, feat, front_end["floor_db"],
-                                        front_end["loudness_dbfs"]), front_end["stats"])
-        return self.windows(spec, feat)[..., None]
+        fe = self.front_end
+        spec = self.log_mel.normalised(fe["floor_db"], fe["loudness_dbfs"])
+        return self.kind.windows(normalise(spec, fe["stats"]), self.feat)[..., None]

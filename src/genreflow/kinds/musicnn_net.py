@@ -112,7 +112,7 @@ def musicnn_front_end(y: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     power to float16 *before* multiplying by 10000, which overflows to ``inf`` on loud frames
     (power > 6.55); here everything is computed in float32, so loud frames stay finite.
     """
-    from genreflow.audio import mel_basis, power_spectrogram
+    from genreflow.spectrum import mel_basis, power_spectrogram
 
     if sample_rate != SAMPLE_RATE:
         raise GenreflowError(f"musicnn front-end: audio must be at {SAMPLE_RATE} Hz, "
