@@ -160,6 +160,13 @@ def test_pyfunc_in_process(tiny_model, tmp_path):
     bad(pd.DataFrame({"audio": [_b64(_wav_bytes(7.0))] * 3}), "request: request_too_long: ")
     bad(pd.DataFrame({"audio": [_b64(os.urandom(2_200_000))]}), "request: request_too_large")
 
+    # a file whose header gives no length is stopped by the request's budget as it decodes
+    inner = model.unwrap_python_model()
+    blocks = inner._within_budget(iter([np.zeros(6, np.float32)] * 3), [10.0])
+    assert len(next(blocks)) == 6
+    with pytest.raises(MlflowException, match="request: request_too_long: more than 20 s"):
+        next(blocks)
+
 
 def _served_verdict(response, server: str) -> str:
     from genreflow.server import clean_message
