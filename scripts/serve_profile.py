@@ -6,7 +6,9 @@
 Times, per request of one clip (median over ``--repeat``): the JSON body built and parsed
 the way MLflow's scoring server parses it, base64 decoding, audio decoding, resampling
 (the clip is also re-encoded as a 44.1 kHz stereo WAV to time that), the log-mel
-spectrogram, the model's forward pass, and the whole pyfunc ``predict`` call.
+spectrogram, the model's forward pass, decoding and the front-end streamed block by block in
+one thread and with the decoding in a second thread (what a lone served request does), and the
+whole pyfunc ``predict`` call.
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ def main() -> None:
     from genreflow.inference import forward
 
     rows[f"  model forward ({len(x)} windows)"], _ = timed(lambda: forward(pred.model, x, frozen=True), n)
+    from genreflow.contract import audio_blocks
+
+    rows["decode + front-end + model, one thread"], _ = timed(
+        lambda: pred.probs_from_blocks(audio_blocks(raw, py.audio, pred.sample_rate)), n)
+    rows["the same, decode in a second thread (served)"], _ = timed(
+        lambda: pred.probs_from_source(raw, py.audio), n)
     rows["pyfunc predict (all of the above after JSON)"], _ = timed(lambda: model.predict(df), n)
     width = max(map(len, rows))
     print(f"{args.clip}: {len(raw) / 1024:.0f} KiB, {len(y) / pred.sample_rate:.1f} s; "

@@ -187,9 +187,14 @@ def decode(source: str | Path | bytes, sample_rate: int | None = None, *,
     optionally resampled: ``(signal, rate)``. One decoder (libsndfile) for every stage and
     the server; refusals as in :class:`AudioStream`."""
     stream = AudioStream(source, max_seconds=max_seconds, name=name)
-    parts = list(stream.blocks(sample_rate))
+    return join_blocks(stream.blocks(sample_rate)), int(sample_rate or stream.sample_rate)
+
+
+def join_blocks(blocks: Iterable[np.ndarray]) -> np.ndarray:
+    """The blocks of a stream as one contiguous float32 signal."""
+    parts = list(blocks)
     y = np.concatenate(parts) if len(parts) != 1 else parts[0]
-    return np.ascontiguousarray(y, dtype=np.float32), int(sample_rate or stream.sample_rate)
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def read_ahead(items: Iterable[T], depth: int = 8) -> Iterator[T]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from genreflow.audio import AudioError, AudioStream, refused, rms
+from genreflow.audio import AudioError, AudioStream, join_blocks, refused, rms
 from genreflow.config import AudioConfig, ConfigError
 
 # reason class -> what it means (stable names: clients may branch on them)
@@ -80,8 +80,7 @@ def load_audio(source: str | Path | bytes, audio: AudioConfig, sample_rate: int 
                where: str | None = None) -> tuple[np.ndarray, int]:
     """:func:`audio_blocks` as one signal: ``(mono float32, rate)``."""
     stream = AudioStream(source, max_seconds=audio.max_seconds, name=where)
-    parts = list(audio_blocks(stream, audio, sample_rate))
-    return (np.concatenate(parts) if len(parts) != 1 else parts[0],
+    return (join_blocks(audio_blocks(stream, audio, sample_rate)),
             int(sample_rate or stream.sample_rate))
 
 
