@@ -168,6 +168,24 @@ def test_pyfunc_in_process(tiny_model, tmp_path):
         next(blocks)
 
 
+@pytest.mark.parametrize("idle_core", [True, False])
+def test_both_serving_paths_give_the_same_answer(tiny_model, tmp_path, monkeypatch, idle_core):
+    """A lone request on an idle machine streams its decode beside the front-end, any other
+    runs the front-end over the whole signal: the probabilities are the same."""
+    import mlflow
+
+    from genreflow import serve
+    from genreflow.inference import GenrePredictor
+
+    monkeypatch.setattr(serve, "_a_core_is_idle", lambda: idle_core)
+    model = mlflow.pyfunc.load_model(str(tiny_model.model))
+    f = write_tone(tmp_path / "d.ogg", seconds=7.5, sr=44100, freq=220.0, seed=3)
+    out = model.predict(pd.DataFrame({"audio": [serve.encode_file(f)]}))
+    ref = GenrePredictor.from_bundle(tiny_model.bundle).predict_file(f)
+    np.testing.assert_allclose(out[[f"p_{g}" for g in TINY_GENRES]].to_numpy()[0], ref,
+                               atol=1e-5)
+
+
 def _served_verdict(response, server: str) -> str:
     from genreflow.server import clean_message
 
