@@ -191,9 +191,9 @@ def decode(source: str | Path | bytes, sample_rate: int | None = None, *,
 
 
 def join_blocks(blocks: Iterable[np.ndarray]) -> np.ndarray:
-    """The blocks of a stream as one contiguous float32 signal."""
+    """The blocks of a stream as one contiguous float32 signal (empty for no blocks)."""
     parts = list(blocks)
-    y = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    y = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0)
     return np.ascontiguousarray(y, dtype=np.float32)
 
 

@@ -174,22 +174,28 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
                              f"request, the maximum is {audio.max_request_seconds:g} s "
                              "(audio.max_request_seconds)")
 
-    def _within_budget(self, blocks, left: list[float]):
-        """``blocks``, refusing the request as soon as its rows hold more samples than
-        ``audio.max_request_seconds`` allows (``left[0]``, shared by the request's rows)."""
-        for block in blocks:
-            left[0] -= len(block)
-            if left[0] < 0:
-                raise _bad_input("request", "request_too_long", "more than "
-                                 f"{self.audio.max_request_seconds:g} s of audio in one request "
-                                 "(audio.max_request_seconds)")
-            yield block
+    def _request_budget(self):
+        """A filter for the decoded blocks of one request's rows, refusing the request as soon
+        as they hold more than ``audio.max_request_seconds`` (for files whose headers do not
+        give their length, or lie about it)."""
+        seconds = self.audio.max_request_seconds
+        left = seconds * self.predictor.sample_rate  # samples, shared by the request's rows
+
+        def within(blocks):
+            nonlocal left
+            for block in blocks:
+                left -= len(block)
+                if left < 0:
+                    raise _bad_input("request", "request_too_long", f"more than {seconds:g} s "
+                                     "of audio in one request (audio.max_request_seconds)")
+                yield block
+
+        return within
 
     def predict(self, context, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One row per file: ``genre``, ``probability`` and ``p_<genre>`` for every class."""
-        from genreflow.audio import AudioError, join_blocks, read_ahead
-        from genreflow.contract import audio_blocks
+        from genreflow.audio import AudioError
 
         if self.predictor is None:
             raise RuntimeError("AudioGenreModel: load_context has not been called")
@@ -205,20 +211,17 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
                              f"{[str(c) for c in model_input.columns]}")
         raws = self._request_bytes(model_input[AUDIO_COLUMN].tolist())
         self._check_header_seconds(raws)
-        sr = self.predictor.sample_rate
-        budget = [self.audio.max_request_seconds * sr]  # samples left for the request
+        budget = self._request_budget()
         probs = []
+        # alone: decode in a second thread beside the front-end (a core is idle); not alone:
+        # the cores are busy, and one front-end pass over the whole signal (fewer, larger
+        # numpy calls) contends less for the GIL
         with self._busy as alone:
             for i, raw in enumerate(raws):
                 where = f"row {i}"
-                blocks = self._within_budget(audio_blocks(raw, self.audio, sr, where=where),
-                                             budget)
                 try:
-                    # alone: decode in a second thread beside the front-end (the other core
-                    # is idle); not alone: the cores are busy, and one front-end pass over the
-                    # whole signal (fewer, larger numpy calls) contends less for the GIL
-                    probs.append(self.predictor.probs_from_blocks(
-                        read_ahead(blocks) if alone else [join_blocks(blocks)]))
+                    probs.append(self.predictor.probs_from_source(
+                        raw, self.audio, where, overlap=alone, limit=budget))
                 except AudioError as exc:
                     raise _bad_input(where, exc.reason, exc.detail) from None
         classes = self.classes

@@ -134,10 +134,11 @@ class LogMelStream:
             return 0.0
         return float(loudness_dbfs - 20 * np.log10(level))
 
-    def normalised(self, floor_db: float = FLOOR_DB,
-                   loudness_dbfs: float = LOUDNESS_DBFS) -> np.ndarray:
-        """:meth:`finish` for the log-mel kinds: brought to ``loudness_dbfs``, floored."""
-        return self.finish(self.gain_db(loudness_dbfs), floor_db)
+    def normalised(self, floor_db: float = FLOOR_DB, loudness_dbfs: float = LOUDNESS_DBFS,
+                   pad_to: int | None = None) -> np.ndarray:
+        """:meth:`finish` for the log-mel kinds: brought to ``loudness_dbfs`` (measured on
+        what was fed, before any ``pad_to`` silence), floored."""
+        return self.finish(self.gain_db(loudness_dbfs), floor_db, pad_to)
 
     def finish(self, gain_db: float = 0.0, floor_db: float = AMIN_DB,
                pad_to: int | None = None) -> np.ndarray:
@@ -182,4 +183,4 @@ def clip_log_mel(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:
     n = int(round(cfg.clip_seconds * cfg.sample_rate))
     stream = LogMelStream(cfg)
     stream.feed(y[:n])
-    return stream.finish(stream.gain_db(), FLOOR_DB, pad_to=n)[:, : cfg.clip_frames]
+    return stream.normalised(pad_to=n)[:, : cfg.clip_frames]

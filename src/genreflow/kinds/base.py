@@ -124,8 +124,9 @@ class WindowStream:
         self._blocks.append(block)
 
     def windows(self) -> np.ndarray:
-        y = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
-        return self.kind.audio_windows(y, self.front_end)
+        from genreflow.audio import join_blocks
+
+        return self.kind.audio_windows(join_blocks(self._blocks), self.front_end)
 
 
 class ModelKind:
