@@ -152,23 +152,37 @@ def _mismatch(champion: dict, candidate: dict) -> str | None:
 
 
 def _load_bundle(run, bundle: Path) -> GenrePredictor:
-    """The run's model and front-end, as a bundle folder, loaded."""
+    """The run's model and front-end as a bundle folder, loaded through the run's kind (its
+    own layers registered by :meth:`~genreflow.kinds.base.ModelKind.load_servable`): the
+    same path a served or predicted bundle takes, never a loader that bypasses the kind."""
     import mlflow
-    import mlflow.keras
-
-    import genreflow.keras_parts  # noqa: F401  (registers genreflow's layers for loading)
 
     uri = run.data.tags.get("keras_model_uri")
     if not uri:
         raise GenreflowError(f"run {run.info.run_id} has no 'keras_model_uri' tag (trained by an "
                              "older genreflow); retrain it (`dvc repro` or `genreflow train KIND`)")
     bundle.mkdir(parents=True)
-    mlflow.keras.load_model(uri).save(bundle / BUNDLE_MODEL)
+    logged = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                      dst_path=str(bundle.parent / "dl-model")))
+    _keras_file(logged, uri).replace(bundle / BUNDLE_MODEL)
     meta = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                artifact_path=f"bundle/{BUNDLE_META}",
                                                dst_path=str(bundle.parent / "dl"))
     Path(meta).replace(bundle / BUNDLE_META)
     return GenrePredictor.from_bundle(bundle)
+
+
+def _keras_file(logged: Path, uri: str) -> Path:
+    """The ``.keras`` file inside a model logged in MLflow's Keras flavour (its ``data``
+    folder, as the flavour's MLmodel entry names it)."""
+    from mlflow.models import Model
+
+    flavor = Model.load(logged).flavors.get("keras", {})
+    found = sorted((logged / flavor.get("data", "data")).glob("*.keras"))
+    if not found:
+        raise GenreflowError(f"{uri}: no .keras file in the logged model (not logged by "
+                             "genreflow's training?); retrain it (`genreflow train KIND`)")
+    return found[0]
 
 
 def _within_budget(cfg: Config, runs: list, tmp: Path, log: Callable[[str], None]):

@@ -1,0 +1,127 @@
+"""Every registered kind, with its default settings, through every stage a user runs.
+
+For each kind in the registry (a new kind joins by registering), a tiny project where that
+kind is the only one trained goes ``embed`` -> ``train`` -> ``tune --model KIND`` (one short
+trial) -> ``register`` (it must become ``@champion``) -> ``predict`` through
+``models:/<name>@champion`` -> one request to ``genreflow serve``. Each step is its own
+``genreflow`` process, as under ``dvc repro``: a step that only works because an earlier one
+imported something in the same interpreter (a kind's Keras layers) fails here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import TINY_GENRES
+from genreflow.kinds import kind_names
+from tests_helpers import SMALL_KINDS, TINY_PIPELINE, free_port, merge_params, wait_for_http
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _env() -> dict:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for name in ("MLFLOW_TRACKING_URI", "GTZAN_DIR"):
+        env.pop(name, None)
+    return env
+
+
+def _genreflow(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "genreflow"), *args], cwd=project, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (f"genreflow {' '.join(args)} exited {proc.returncode}:\n"
+                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
+    return proc
+
+
+def _json_out(proc: subprocess.CompletedProcess):
+    """The JSON document a command prints last (training prints Keras' epoch lines first)."""
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line in ("{", "["))
+    return json.loads("\n".join(lines[start:]))
+
+
+def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
+    """A project folder: the repository's params.yaml (every kind's defaults) shrunk in size
+    only, ``train.models`` = ``[kind]``, stores inside the folder, the prepared split and
+    features of the tiny data in ``artifacts/``."""
+    project = root / "project"
+    (project / "artifacts").mkdir(parents=True)
+    params = merge_params(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_PIPELINE)
+    params = merge_params(params, {
+        "data": {"dir": str(data_dir), "genres": TINY_GENRES},
+        "train": {"models": [kind], "max_epochs": 2, "patience": 2, "batch_size": 8,
+                  **SMALL_KINDS},
+        "tune": {"model": kind, "n_trials": 1, "max_epochs": 1,
+                 "storage": f"sqlite:///{project / 'optuna.db'}"},
+        "tracking": {"uri": f"sqlite:///{project / 'mlflow.db'}",
+                     "artifact_root": str(project / "mlruns")}})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copytree(features / "features", project / "artifacts" / "features")
+    shutil.copy(features / "split.csv", project / "artifacts" / "split.csv")
+    return project
+
+
+def _serve_one(project: Path, model_uri: str, clip: Path) -> dict:
+    port = free_port()
+    log = project / "serve.log"
+    server = subprocess.Popen(
+        [str(BIN / "genreflow"), "serve", model_uri, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project, env=_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/ping", server, time.monotonic() + 180, log)
+        body = {"dataframe_split": {"columns": ["audio"], "data": [
+            [base64.b64encode(clip.read_bytes()).decode("ascii")]]}}
+        r = requests.post(f"{base}/invocations", json=body, timeout=60)
+        assert r.status_code == 200, r.text[:500]
+        return r.json()["predictions"][0]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", kind_names())
+def test_every_kind_goes_from_training_to_a_served_champion(kind, tiny_data, tiny_features,
+                                                            tmp_path):
+    project = _project(tmp_path, kind, tiny_data, tiny_features)
+    _genreflow(project, "embed")
+    trained = _json_out(_genreflow(project, "train", kind))
+    assert 0 <= trained["val_track_accuracy"] <= 1
+    tuned = _json_out(_genreflow(project, "tune", "--model", kind, "--n-trials", "1"))
+    assert (tuned["model"], tuned["n_complete"]) == (kind, 1), tuned
+
+    register = _genreflow(project, "register")
+    assert "devices.cc" not in register.stderr and "I0000" not in register.stderr, \
+        register.stderr[-2000:]  # TensorFlow's start-up lines stay off, as in every stage
+    decision = json.loads((project / "reports" / "register.json").read_text())
+    assert (decision["alias"], decision["model_kind"]) == ("champion", kind), decision
+    champion = "models:/gtzan-genre-classifier@champion"
+
+    clip = next(Path(tiny_data).glob("blues/*"))
+    predicted = _json_out(_genreflow(project, "predict", "--model", champion, "--json",
+                                     str(clip)))
+    assert predicted[0]["genre"] in TINY_GENRES, predicted
+    served = _serve_one(project, champion, clip)
+    assert served["genre"] == predicted[0]["genre"], (served, predicted)
+    assert served["probability"] == pytest.approx(predicted[0]["probability"], abs=1e-4)
