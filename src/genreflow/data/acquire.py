@@ -129,6 +129,9 @@ def get_data(
         }
         staging.commit(info)
         return info
+    except OSError as exc:  # a full disk, a permission, a name the file system refuses
+        raise DataError(f"{label}: cannot bring the audio into {dest} ({exc.strerror or exc}"
+                        f"{': ' + str(exc.filename) if exc.filename else ''})") from None
     finally:
         staging.cleanup()
         for p in cleanup:
@@ -169,7 +172,7 @@ def _local_tree(source: str, dest: Path, sha256: str | None, cleanup: list[Path]
 def _tree_from_archive(archive: Path, kind: str, label: str, dest: Path, cleanup: list[Path],
                        budget: Budget, dropped: list[str], log: Log) -> Tree:
     work = dest.with_name(f".{dest.name}.extract-{token()}")
-    os.mkdir(work)
+    os.mkdir(work)  # an OSError here is reported by get_data
     cleanup.append(work)
     log(f"extracting audio from {label} ...")
     done = extract(archive, kind, work, label, budget)

@@ -110,7 +110,11 @@ class Staging:
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self.path = dest.with_name(f".{dest.name}.tmp-{token()}")
-        os.mkdir(self.path)  # honours the umask, unlike mkdtemp's 0o700
+        try:
+            os.mkdir(self.path)  # honours the umask, unlike mkdtemp's 0o700
+        except OSError as exc:
+            raise DataError(f"{dest}: cannot create {self.path.name} next to it "
+                            f"({exc.strerror})") from None
 
     def commit(self, info: dict) -> None:
         """Write the marker, carry the user's ignore files over, swap the tree in."""
