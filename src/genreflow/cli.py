@@ -88,9 +88,6 @@ def _intake(params: Path, **options: float | None):
     return replace(base, **{k: v for k, v in options.items() if v is not None})
 
 
-Limit = typer.Option  # the intake limits below: None keeps params.yaml's intake.<name>
-
-
 @data_app.command("get")
 @friendly
 def data_get(
@@ -100,18 +97,18 @@ def data_get(
     = Path("data"),
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of a downloaded file.")] = None,
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
-    params: Params = PARAMS_DEFAULT,
-    max_clip_mb: Annotated[float | None, Limit(help="MB per clip [intake.max_clip_mb: 200]")]
+    params: Params = PARAMS_DEFAULT,  # its intake: section; the options below override it
+    max_clip_mb: Annotated[float | None, typer.Option(help="MB per clip [intake.max_clip_mb: 200]")]
     = None,
-    max_total_gb: Annotated[float | None, Limit(help="GB read in all [intake.max_total_gb: 20]")]
+    max_total_gb: Annotated[float | None, typer.Option(help="GB read in all [intake.max_total_gb: 20]")]
     = None,
-    max_members: Annotated[int | None, Limit(help="Archive entries / clips "
+    max_members: Annotated[int | None, typer.Option(help="Archive entries / clips "
                                                   "[intake.max_members: 50000]")] = None,
-    max_ratio: Annotated[float | None, Limit(help="Expanded/compressed bytes "
+    max_ratio: Annotated[float | None, typer.Option(help="Expanded/compressed bytes "
                                                   "[intake.max_ratio: 100]")] = None,
-    max_download_gb: Annotated[float | None, Limit(help="GB per download "
+    max_download_gb: Annotated[float | None, typer.Option(help="GB per download "
                                                         "[intake.max_download_gb: 20]")] = None,
-    download_minutes: Annotated[float | None, Limit(help="Minutes per download "
+    download_minutes: Annotated[float | None, typer.Option(help="Minutes per download "
                                                          "[intake.download_minutes: 360]")] = None,
 ) -> None:
     """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST, within bounds."""
