@@ -10,6 +10,7 @@ import http.server
 import io
 import json
 import os
+import shutil
 import struct
 import tarfile
 import threading
@@ -26,7 +27,9 @@ from typer.testing import CliRunner
 from genreflow.audio import SOURCE_FILE
 from genreflow.cli import app
 from genreflow.config import IntakeConfig
-from genreflow.data.limits import Budget
+from genreflow.data import prepare_default
+from genreflow.data.limits import Budget, check_free
+from genreflow.errors import DataError
 from tests_helpers import Logs
 
 runner = CliRunner()
@@ -174,7 +177,7 @@ def test_member_whose_data_outgrows_its_header_is_stopped() -> None:
     budget = Budget(IntakeConfig(max_clip_mb=1), "evil.zip")
     budget.declare("pop/pop.00000.wav", 100)
     target = Path(os.devnull)
-    with pytest.raises(Exception, match=r"evil.zip: member 'pop/pop.00000.wav' holds more than "
+    with pytest.raises(DataError, match=r"evil.zip: member 'pop/pop.00000.wav' holds more than "
                                         r"1.0 MB.*intake.max_clip_mb"):
         budget.copy(io.BytesIO(bytes(3 * MiB)), target, "pop/pop.00000.wav")
 
@@ -191,8 +194,15 @@ def test_zip_member_with_a_patched_size_is_refused(tmp_path: Path, proj: Path) -
 
 def test_full_disk_is_one_line() -> None:
     budget = Budget(IntakeConfig(), "a.zip")
-    with pytest.raises(Exception, match=r"^a.zip: cannot write member 'x.wav' \(No space left"):
+    with pytest.raises(DataError, match=r"^a.zip: cannot write member 'x.wav' \(No space left"):
         budget.copy(io.BytesIO(b"RIFF" * 1000), Path("/dev/full"), "x.wav")
+
+
+def test_free_disk_is_checked_before_writing(tmp_path: Path) -> None:
+    free = shutil.disk_usage(tmp_path).free
+    check_free(tmp_path, 0, "a.tar")
+    with pytest.raises(DataError, match=r"^a.tar: needs .* but only .* is free"):
+        check_free(tmp_path, free + 1, "a.tar")
 
 
 # ---------------------------------------------------------------------------------- floods
@@ -476,8 +486,6 @@ def test_empty_dest_is_used(tmp_path: Path, proj: Path) -> None:
 
 
 def test_prepare_default_is_bound_by_the_same_rule(tmp_path: Path) -> None:
-    from genreflow.data import DataError, prepare_default
-
     music = tmp_path / "Music"
     music.mkdir()
     before = _library(music)
