@@ -78,18 +78,46 @@ def _cfg(params: Path):
 
 
 # ----------------------------------------------------------------------------- data
+def _intake(params: Path, **options: float | None):
+    """``intake`` limits: params.yaml's section (when the file exists), then the options given."""
+    from dataclasses import replace
+
+    from genreflow.config import IntakeConfig, load_config
+
+    base = load_config(params).intake if params.exists() else IntakeConfig()
+    return replace(base, **{k: v for k, v in options.items() if v is not None})
+
+
 @data_app.command("get")
 @friendly
 def data_get(
     source: Annotated[str, typer.Argument(help="Folder, archive (.tar.gz/.zip) or http(s) URL.")],
-    dest: Annotated[Path, typer.Option(help="Where the raw audio goes.")] = Path("data"),
+    dest: Annotated[Path, typer.Option(help="Where the raw audio goes: absent, empty, or a "
+                                            "folder genreflow staged (never anything else).")]
+    = Path("data"),
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of a downloaded file.")] = None,
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
+    params: Params = PARAMS_DEFAULT,  # its intake: section; the options below override it
+    max_clip_mb: Annotated[float | None, typer.Option(help="MB per clip [intake.max_clip_mb: 200]")]
+    = None,
+    max_total_gb: Annotated[float | None, typer.Option(help="GB read in all [intake.max_total_gb: 20]")]
+    = None,
+    max_members: Annotated[int | None, typer.Option(help="Archive entries / clips "
+                                                  "[intake.max_members: 50000]")] = None,
+    max_ratio: Annotated[float | None, typer.Option(help="Expanded/compressed bytes "
+                                                  "[intake.max_ratio: 100]")] = None,
+    max_download_gb: Annotated[float | None, typer.Option(help="GB per download "
+                                                        "[intake.max_download_gb: 20]")] = None,
+    download_minutes: Annotated[float | None, typer.Option(help="Minutes per download "
+                                                         "[intake.download_minutes: 360]")] = None,
 ) -> None:
-    """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST."""
+    """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST, within bounds."""
     from genreflow.data import get_data, track_with_dvc
 
-    info = get_data(source, dest, sha256=sha256, log=_log)
+    limits = _intake(params, max_clip_mb=max_clip_mb, max_total_gb=max_total_gb,
+                     max_members=max_members, max_ratio=max_ratio,
+                     max_download_gb=max_download_gb, download_minutes=download_minutes)
+    info = get_data(source, dest, sha256=sha256, log=_log, limits=limits)
     _log(f"{info['n_clips']} clips in {dest}: {info['genres']}")
     if dvc:
         track_with_dvc(dest, log=_log)
@@ -121,11 +149,13 @@ def data_auto(
                                                   help="Real GTZAN (folder, archive or URL).")] = None,
     clips_per_genre: Annotated[int, typer.Option(help="Size of the synthetic fallback.")] = 20,
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
+    params: Params = PARAMS_DEFAULT,
 ) -> None:
     """Use GTZAN_DIR when set, else the synthetic set (said loudly)."""
     from genreflow.data import prepare_default, track_with_dvc
 
-    prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log, clips_per_genre=clips_per_genre)
+    prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log, limits=_intake(params),
+                    clips_per_genre=clips_per_genre)
     if dvc:
         track_with_dvc(dest, log=_log)
 

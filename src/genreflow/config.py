@@ -46,6 +46,45 @@ class DataConfig:
 
 
 @dataclass
+class IntakeConfig:
+    """``intake``: bounds on what ``genreflow data get`` accepts (archives, folders, downloads).
+
+    Defaults fit GTZAN-like audio collections with wide margins: the longest clip the input
+    contract accepts (``audio.max_seconds`` = 10 min) is 173 MB even as 48 kHz 24-bit stereo
+    WAV; GTZAN is 1.2 GB and 1,000 clips (about 2,000 members in Kaggle's zip); audio barely
+    compresses (FLAC/MP3/OGG about 1:1, PCM under deflate rarely 1:3) while a zip bomb
+    expands about 1000:1; 20 GB in 6 hours needs only about 1 MB/s.
+    """
+
+    max_clip_mb: float = 200.0        # bytes of one clip (declared size, then while copying)
+    max_total_gb: float = 20.0        # bytes read out of one archive or folder, all members
+    max_members: int = 50_000         # entries of one archive (files, folders, links) or clips
+    max_ratio: float = 100.0          # expanded / compressed bytes, per member and overall
+    max_download_gb: float = 20.0     # bytes of one download
+    download_minutes: float = 360.0   # a whole download, start to end
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name) > 0:
+                raise ConfigError(f"intake.{f.name}: expected a positive number, "
+                                  f"got {getattr(self, f.name)!r}")
+        if self.max_ratio < 1:
+            raise ConfigError(f"intake.max_ratio: expected a number >= 1, got {self.max_ratio!r}")
+
+    @property
+    def clip_bytes(self) -> int:
+        return int(self.max_clip_mb * 1e6)
+
+    @property
+    def total_bytes(self) -> int:
+        return int(self.max_total_gb * 1e9)
+
+    @property
+    def download_bytes(self) -> int:
+        return int(self.max_download_gb * 1e9)
+
+
+@dataclass
 class AudioConfig:
     """The input contract (``audio:``), one for training data, ``predict`` and serving."""
 
@@ -214,6 +253,7 @@ class TrackingConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -7,10 +7,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 from genreflow.audio import SOURCE_FILE
+from genreflow.config import IntakeConfig
 from genreflow.data.acquire import get_data
+from genreflow.data.download import is_url, redact_url
 from genreflow.data.layout import find_tree, scan_tree
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
@@ -45,6 +46,7 @@ def prepare_default(
     dest: Path = Path("data"),
     gtzan_dir: str | None = None,
     log: Log = print,
+    limits: IntakeConfig | None = None,
     **synth_kwargs: object,
 ) -> dict:
     """Real GTZAN from ``gtzan_dir`` (folder, archive or URL) when given, else the synthetic set.
@@ -55,23 +57,24 @@ def prepare_default(
     dest = Path(dest)
     current = _read_json(dest / SOURCE_FILE)
     if gtzan_dir:
-        is_url = urlparse(gtzan_dir).scheme in ("http", "https")
+        url = is_url(gtzan_dir)
+        origin = redact_url(gtzan_dir) if url else gtzan_dir  # as get_data records it
         path = Path(gtzan_dir).expanduser()
-        if not is_url and not path.exists():
+        if not url and not path.exists():
             raise DataError(
                 f"GTZAN_DIR={gtzan_dir}: no such file or folder; point it at a GTZAN folder, "
                 "genres.tar.gz or the Kaggle zip (or unset it to use the synthetic set)"
             )
-        if current and current.get("source") == "gtzan" and current.get("origin") == gtzan_dir:
+        if current and current.get("source") == "gtzan" and current.get("origin") == origin:
             on_disk = _disk_counts(dest)
             expected = current.get("genres")
             if path.is_dir():
                 tree = find_tree(path)
                 expected = {g: len(f) for g, f in tree.files.items()} if tree else None
             if on_disk and on_disk == current.get("genres") == expected:
-                log(f"{dest}: up to date (GTZAN from {gtzan_dir}, {current.get('n_clips')} clips)")
+                log(f"{dest}: up to date (GTZAN from {origin}, {current.get('n_clips')} clips)")
                 return current
-        return get_data(gtzan_dir, dest, log=log)
+        return get_data(gtzan_dir, dest, log=log, limits=limits)
 
     log(_BANNER.format(dest=dest))
     spec = SynthSpec(**synth_kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""Downloads: an http(s) GET with a progress bar, a size cap, an overall deadline, a
+per-read timeout and a SHA-256 check. URLs are shown only without credentials or query
+(:func:`redact_url`): in messages, logs and ``SOURCE.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from genreflow.config import IntakeConfig
+from genreflow.data.limits import check_free, human
+from genreflow.data.staging import Log, token
+from genreflow.errors import DataError
+
+CONNECT_TIMEOUT = 10  # seconds to connect
+READ_TIMEOUT = 60  # seconds without a byte; the deadline is checked after every read
+CHUNK = 1 << 20
+
+
+def is_url(source: str) -> bool:
+    return urlsplit(str(source)).scheme in ("http", "https")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password@, ?query and #fragment (they may carry secrets)."""
+    p = urlsplit(str(url))
+    return urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_sha(actual: str, expected: str | None, label: str) -> None:
+    if expected and actual.lower() != expected.strip().lower():
+        raise DataError(
+            f"{label}: SHA-256 mismatch: expected {expected.strip().lower()}, got {actual}"
+        )
+
+
+def download(url: str, directory: Path, sha256: str | None, log: Log,
+             limits: IntakeConfig | None = None) -> Path:
+    """Download ``url`` into a hidden file in ``directory``; deleted again on any failure."""
+    import requests  # deferred: only downloads need it (~0.1 s of imports)
+    import urllib3
+
+    limits = limits or IntakeConfig()
+    safe = redact_url(url)
+    name = Path(urlsplit(url).path).name or "download"
+    final = directory / f".{name}.download-{token()}"
+    part = final.with_name(final.name + ".part")
+    ok = False
+    try:
+        try:
+            with requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as resp:
+                if resp.status_code >= 400:
+                    raise DataError(f"{safe}: download failed (HTTP {resp.status_code} "
+                                    f"{resp.reason})")
+                digest = _receive(resp, part, safe, name, directory, limits)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise DataError(_offline_message(safe, exc)) from None
+        except requests.RequestException as exc:
+            raise DataError(f"{safe}: download failed ({type(exc).__name__})") from None
+        except urllib3.exceptions.ReadTimeoutError:
+            raise DataError(f"{safe}: no data for {READ_TIMEOUT} s; download abandoned") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise DataError(f"{safe}: download failed ({type(exc).__name__})") from None
+        check_sha(digest, sha256, safe)
+        os.replace(part, final)
+        ok = True
+        log(f"downloaded {safe} ({final.stat().st_size / 1e6:.1f} MB, sha256 {digest})")
+        return final
+    finally:
+        part.unlink(missing_ok=True)
+        if not ok:
+            final.unlink(missing_ok=True)
+
+
+def _receive(resp, part: Path, safe: str, name: str, directory: Path,
+             limits: IntakeConfig) -> str:
+    """Stream the body into ``part`` within the size cap and the deadline; its SHA-256."""
+    from tqdm import tqdm  # deferred with requests
+
+    cap, minutes = limits.download_bytes, limits.download_minutes
+    deadline = time.monotonic() + minutes * 60
+    total = int(resp.headers.get("content-length") or 0) or None
+    if total is not None and total > cap:
+        raise DataError(f"{safe}: the server announces {human(total)}, over the limit "
+                        f"intake.max_download_gb = {limits.max_download_gb} (params.yaml, or "
+                        "`data get --max-download-gb`)")
+    check_free(directory, total or 0, safe)
+    h = hashlib.sha256()
+    n = 0
+    try:
+        with open(part, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True, desc=name,
+                                          disable=None) as bar:
+            while chunk := resp.raw.read1(CHUNK, decode_content=True):  # what has arrived
+                n += len(chunk)
+                if n > cap:
+                    raise DataError(f"{safe}: more than {human(cap)} received; limit "
+                                    f"intake.max_download_gb = {limits.max_download_gb} "
+                                    "(params.yaml, or `data get --max-download-gb`)")
+                if time.monotonic() > deadline:
+                    raise DataError(f"{safe}: not finished after {minutes:g} min ({human(n)} "
+                                    f"received); limit intake.download_minutes = {minutes:g} "
+                                    "(params.yaml, or `data get --download-minutes`)")
+                fh.write(chunk)
+                h.update(chunk)
+                bar.update(len(chunk))
+    except OSError as exc:  # the file: socket errors arrive as urllib3 errors
+        raise DataError(f"{safe}: cannot write the download into {directory} "
+                        f"({exc.strerror or exc})") from None
+    return h.hexdigest()
+
+
+def _offline_message(url: str, exc: BaseException) -> str:
+    return (
+        f"cannot download {url}: the network is unreachable ({type(exc).__name__}); "
+        "we appear to be offline. Supply the data yourself instead: download GTZAN "
+        "(marsyas genres.tar.gz, or the Kaggle 'gtzan-dataset-music-genre-classification' zip) "
+        "on a connected machine, copy it here and run `genreflow data get /path/to/genres.tar.gz` "
+        "(an archive or an extracted folder both work), or set GTZAN_DIR=/path/to/gtzan "
+        "(e.g. `GTZAN_DIR=/path/to/gtzan make repro`)."
+    )
