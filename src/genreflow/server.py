@@ -350,6 +350,8 @@ class Guard:
             return
         task.cancel()  # MLflow's to_thread call: a prediction not yet started never starts
         await asyncio.wait({task}, timeout=1.0)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()
         if gone in done:
             raise _Gone
         if rewriter.started:  # headers already on the wire: uvicorn closes the connection

@@ -381,3 +381,57 @@ def test_api_key_file_errors_name_the_file_not_the_key(tiny_model, tmp_path, mon
     result = CliRunner().invoke(app, base)
     assert result.exit_code == 1 and "$GENREFLOW_API_KEY: the key must be" in result.output
     assert "sh0rtkey" not in result.output
+
+
+@pytest.fixture
+def slow_app_server():
+    """The guard around a stand-in app whose 'prediction' takes 2 s in a thread, under an
+    in-process uvicorn with genreflow's protocol: --timeout 1, one slot, four waiting."""
+    import asyncio
+
+    import uvicorn
+
+    from genreflow.server import Guard, HeadDeadlineProtocol, Limits
+
+    started: list[str] = []
+
+    async def slow_app(scope, receive, send) -> None:
+        await receive()
+        started.append(scope["query_string"].decode())
+        await asyncio.to_thread(time.sleep, 2.0)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = Guard(slow_app, max_body_bytes=1000, limits=Limits(timeout=1.0, max_concurrent=1,
+                                                               max_queued=4))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(guard, host="127.0.0.1", port=port, lifespan="off",
+                                           http=HeadDeadlineProtocol, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.05)
+    try:
+        yield SimpleNamespace(port=port, started=started)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_the_deadline_covers_the_model_and_a_gone_client_never_reaches_it(slow_app_server):
+    srv = slow_app_server
+    first, gone = _connect(srv), _connect(srv)
+    t0 = time.monotonic()
+    first.sendall(_head("/invocations?first", key=None, Content_Length="2") + b"{}")
+    time.sleep(0.2)  # the first holds the only slot; the second waits, then hangs up
+    gone.sendall(_head("/invocations?gone", key=None, Content_Length="2") + b"{}")
+    time.sleep(0.2)
+    gone.close()
+    status, headers, body = _read_response(first)
+    assert status == 504 and _reason(body) == "timeout", body
+    assert 0.9 < time.monotonic() - t0 < 1.5 and headers.get("connection") == "close"
+    first.close()
+    time.sleep(0.5)
+    assert srv.started == ["first"]
