@@ -236,7 +236,9 @@ class Guard:
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         path = scope.get("path")
         try:
-            if path in OPEN_PATHS and not _has_body(headers):
+            if path in OPEN_PATHS:
+                if _has_body(headers):
+                    raise _Refusal(400, "bad_request", f"{path} takes no body", close=True)
                 await self.app(scope, receive, send)
             elif path != "/invocations":
                 raise _Refusal(404, "not_found", f"no such path {path!r}; the scoring API is "
@@ -362,7 +364,7 @@ class Guard:
     def _too_large(self, size: int | None) -> str:
         limit = self.max_body_bytes / 2**20
         got = (f"a {size / 2**20:.1f} MB request body" if size is not None
-               else f"a request body over {limit:g} MB")
+               else f"a request body over {limit:g} MB (chunked upload)")
         return (f"{got}, the maximum is {limit:g} MB (audio.max_request_mb); send fewer or "
                 "shorter files per request")
 
