@@ -9,16 +9,21 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from genreflow.config import AudioConfig
 from genreflow.tfenv import set_tf_environment
 
 set_tf_environment()
 
 TINY_GENRES = ["blues", "classical", "metal"]
+# the contract of the served tiny model: small limits so that tests reach every one cheaply
+SERVED_CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0, max_request_mb=2.0, max_rows=4,
+                              max_request_seconds=20.0)
 
 
 def write_tone(path: Path, seconds: float = 3.0, sr: int = 22050, freq: float = 220.0,
@@ -115,3 +120,29 @@ def prepare_features(cfg, root: Path) -> Path:
                    split_digest=split_digest(manifest))
     manifest.to_csv(root / "split.csv", index=False)
     return feat_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_data, tmp_path_factory):
+    """A tiny segcnn, logged as an AudioGenreModel with :data:`SERVED_CONTRACT`, downloaded to a
+    local MLflow model folder (served and loaded without a tracking store)."""
+    import mlflow
+
+    from genreflow.serve import log_audio_model
+    from genreflow.tracking import setup_mlflow
+    from genreflow.train import train_model
+
+    root = tmp_path_factory.mktemp("serve")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        cfg = tiny_config(root, tiny_data)
+        feat_dir = prepare_features(cfg, root)
+        bundle = root / "bundle"
+        train_model(cfg, "segcnn", feat_dir, bundle_dir=bundle, report_dir=root / "rep",
+                    log=lambda m: None)
+        setup_mlflow(cfg.tracking, "serve-test")
+        with mlflow.start_run():
+            info = log_audio_model(bundle, audio=SERVED_CONTRACT)
+        local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / "model"))
+    return SimpleNamespace(root=root, bundle=bundle, model=Path(local), info=info)

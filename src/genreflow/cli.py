@@ -346,25 +346,50 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
 @friendly
 def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local model folder.")]
           = paths.default_model_uri(),
-          host: str = "127.0.0.1",
+          host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback "
+                                                 "prints a warning: see README, serving.")]
+          = "127.0.0.1",
           port: int = 5001,
           workers: Annotated[int, typer.Option(help="Scoring processes (each loads the model; "
                                                     "about one per CPU core).")] = 1,
-          timeout: Annotated[int, typer.Option(help="Seconds before a request gets 504.")] = 60,
+          timeout: Annotated[float, typer.Option(
+              help="Seconds from a request's head to its answer: reading the body, waiting for "
+                   "and running the model (408 while the body arrives, 504 after).")] = 60.0,
+          header_timeout: Annotated[float, typer.Option(
+              help="Seconds a connection has to send a request head, from connecting or from "
+                   "its previous answer; then it is closed (slow or idle clients).")] = 10.0,
+          keep_alive: Annotated[int, typer.Option(
+              help="Seconds an idle connection stays open between requests.")] = 5,
+          max_connections: Annotated[int, typer.Option(
+              help="Open connections per worker; requests beyond get 503.")] = 256,
+          max_concurrent: Annotated[int, typer.Option(
+              help="Requests running the model at once, per worker.")] = 4,
+          max_queued: Annotated[int, typer.Option(
+              help="Requests waiting for the model, per worker; more get 503.")] = 16,
+          api_key_file: Annotated[Path | None, typer.Option(
+              help="File holding a shared secret (16+ printable characters) that requests "
+                   "must send as X-API-Key (else 401; /ping and /health stay open). Without "
+                   "it, $GENREFLOW_API_KEY is the key when set.")] = None,
           params: Params = PARAMS_DEFAULT) -> None:
     """Serve a registered model over HTTP: MLflow's scoring server, guarded.
 
-    Same API as `mlflow models serve` (POST /invocations), plus: bodies over
-    audio.max_request_mb get 413 before they are read, a missing Content-Type (or curl -d's
-    form type) means JSON,
-    and errors carry genreflow's one-line message and a `reason` class."""
+    Same API as `mlflow models serve` (POST /invocations; /ping and /health; every other
+    path is 404), plus: bodies over audio.max_request_mb get 413 (counted whatever the
+    framing), every request has one deadline, slow and idle connections are closed, a
+    missing Content-Type (or curl -d's form type) means JSON, and errors carry genreflow's
+    one-line message and a `reason` class. No TLS: expose it only through a reverse proxy."""
+    from genreflow.server import Limits
     from genreflow.server import serve as run_server
 
     if params.exists():
         from genreflow.config import load_config
 
         os.environ.setdefault("MLFLOW_TRACKING_URI", load_config(params).tracking.resolved_uri())
-    run_server(model, host=host, port=port, workers=workers, timeout=timeout)
+    limits = Limits(timeout=timeout, header_timeout=header_timeout, keep_alive=keep_alive,
+                    max_connections=max_connections, max_concurrent=max_concurrent,
+                    max_queued=max_queued)
+    run_server(model, host=host, port=port, workers=workers, limits=limits,
+               api_key_file=api_key_file, log=_log)
 
 
 @app.command()

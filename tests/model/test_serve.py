@@ -1,5 +1,5 @@
 """The servable model: in process, behind the real ``mlflow models serve`` and behind
-``genreflow serve`` (one tiny model and one server of each kind for the whole module)."""
+``genreflow serve`` (conftest's tiny model, one server of each kind for the whole module)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import TINY_GENRES, prepare_features, tiny_config, write_tone
-from genreflow.config import AudioConfig
+from conftest import SERVED_CONTRACT as CONTRACT
+from conftest import TINY_GENRES, write_tone
 from tests_helpers import awkward_files, free_port, wait_for_http
-
-# the served contract: small limits so that the tests can reach every one cheaply
-CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0, max_request_mb=2.0, max_rows=4,
-                       max_request_seconds=20.0)
 
 
 def _b64(data: bytes) -> str:
@@ -50,32 +46,6 @@ def _stereo_flac(path: Path, seconds: float = 3.0, sr: int = 44100) -> Path:
 
 def _table(*rows: str) -> dict:
     return {"dataframe_split": {"columns": ["audio"], "data": [[r] for r in rows]}}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tiny_data, tmp_path_factory):
-    """A tiny segcnn, logged as an AudioGenreModel with :data:`CONTRACT`, downloaded to a
-    local MLflow model folder (served and loaded without a tracking store)."""
-    import mlflow
-
-    from genreflow.serve import log_audio_model
-    from genreflow.tracking import setup_mlflow
-    from genreflow.train import train_model
-
-    root = tmp_path_factory.mktemp("serve")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        cfg = tiny_config(root, tiny_data)
-        feat_dir = prepare_features(cfg, root)
-        bundle = root / "bundle"
-        train_model(cfg, "segcnn", feat_dir, bundle_dir=bundle, report_dir=root / "rep",
-                    log=lambda m: None)
-        setup_mlflow(cfg.tracking, "serve-test")
-        with mlflow.start_run():
-            info = log_audio_model(bundle, audio=CONTRACT)
-        local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / "model"))
-    return SimpleNamespace(root=root, bundle=bundle, model=Path(local), info=info)
 
 
 @pytest.fixture(scope="module")
