@@ -14,6 +14,7 @@ from genreflow.data.archive import archive_kind, check_sha, download, extract, s
 from genreflow.data.layout import Tree, find_tree, no_tree_error
 from genreflow.data.staging import Log, Staging, resolve_dest, token
 from genreflow.errors import DataError
+from genreflow.safe_text import shown
 
 GTZAN_URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
 
@@ -46,6 +47,7 @@ def get_data(
     Returns the SOURCE.json record. Raises :class:`DataError` on any failure.
     """
     source = str(source)
+    label = shown(source)  # what messages and SOURCE.json say: no credentials, no escapes
     dest = resolve_dest(Path(dest))
     cleanup: list[Path] = []
     staging = Staging(dest)
@@ -55,33 +57,33 @@ def get_data(
             cleanup.append(archive)
             kind = archive_kind(archive, Path(urlparse(source).path).name)
             if kind is None:
-                raise DataError(f"{source}: downloaded file is not a tar or zip archive")
-            tree, move = _tree_from_archive(archive, kind, source, dest, cleanup, log), True
+                raise DataError(f"{label}: downloaded file is not a tar or zip archive")
+            tree, move = _tree_from_archive(archive, kind, label, dest, cleanup, log), True
         else:
             path = Path(source).expanduser()
             if not path.exists():
                 raise DataError(
-                    f"{source}: no such file or folder; expected a GTZAN folder "
+                    f"{label}: no such file or folder; expected a GTZAN folder "
                     "(<genre>/<genre>.000NN.wav|au|...), a .tar.gz/.tgz/.tar/.zip archive "
                     "or an http(s) URL"
                 )
             if path.is_dir():
                 if sha256:
-                    log(f"note: --sha256 ignored for folder source {source}")
+                    log(f"note: --sha256 ignored for folder source {label}")
                 found = find_tree(path)
                 if found is None:
-                    raise no_tree_error(source)
+                    raise no_tree_error(label)
                 tree, move = found, False
             else:
                 kind = archive_kind(path)
                 if kind is None:
                     raise DataError(
-                        f"{source}: unsupported file; expected a folder in GTZAN layout or an "
+                        f"{label}: unsupported file; expected a folder in GTZAN layout or an "
                         "archive ending in .tar.gz, .tgz, .tar or .zip"
                     )
                 if sha256:
-                    check_sha(sha256_of(path), sha256, source)
-                tree, move = _tree_from_archive(path, kind, source, dest, cleanup, log), True
+                    check_sha(sha256_of(path), sha256, label)
+                tree, move = _tree_from_archive(path, kind, label, dest, cleanup, log), True
 
         unknown = sorted(g for g in tree.files if g not in GTZAN_GENRES)
         if unknown:
@@ -98,7 +100,7 @@ def get_data(
         counts = _copy_tree(tree, staging.path, move)
         info = {
             "source": "gtzan",
-            "origin": source,
+            "origin": label,
             "n_clips": sum(counts.values()),
             "genres": counts,
         }

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 from genreflow.audio import AUDIO_EXTENSIONS
 from genreflow.data.staging import Log, token
 from genreflow.errors import DataError
+from genreflow.safe_text import printable, redact, scrub
 
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _ZIP_SUFFIXES = (".zip",)
@@ -110,7 +111,8 @@ def download(url: str, directory: Path, sha256: str | None, log: Log) -> Path:
     import requests
     from tqdm import tqdm
 
-    name = Path(urlparse(url).path).name or "download"
+    name = printable(Path(urlparse(url).path).name) or "download"
+    label = redact(url)  # a presigned URL's signature stays out of messages
     final = directory / f".{name}.download-{token()}"
     part = final.with_name(final.name + ".part")
     ok = False
@@ -129,13 +131,13 @@ def download(url: str, directory: Path, sha256: str | None, log: Log) -> Path:
                         h.update(chunk)
                         bar.update(len(chunk))
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise DataError(_offline_message(url, exc)) from None
+            raise DataError(_offline_message(label, exc)) from None
         except requests.RequestException as exc:  # HTTP status errors and the rest
-            raise DataError(f"{url}: download failed ({exc})") from None
-        check_sha(h.hexdigest(), sha256, url)
+            raise DataError(f"{label}: download failed ({scrub(exc, url)})") from None
+        check_sha(h.hexdigest(), sha256, label)
         os.replace(part, final)
         ok = True
-        log(f"downloaded {url} ({final.stat().st_size / 1e6:.1f} MB, sha256 {h.hexdigest()})")
+        log(f"downloaded {label} ({final.stat().st_size / 1e6:.1f} MB, sha256 {h.hexdigest()})")
         return final
     finally:
         part.unlink(missing_ok=True)

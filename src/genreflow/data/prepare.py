@@ -15,6 +15,7 @@ from genreflow.data.layout import find_tree, scan_tree
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
 from genreflow.errors import DataError
+from genreflow.safe_text import shown
 
 _BANNER = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -59,17 +60,17 @@ def prepare_default(
         path = Path(gtzan_dir).expanduser()
         if not is_url and not path.exists():
             raise DataError(
-                f"GTZAN_DIR={gtzan_dir}: no such file or folder; point it at a GTZAN folder, "
+                f"GTZAN_DIR={shown(gtzan_dir)}: no such file or folder; point it at a GTZAN folder, "
                 "genres.tar.gz or the Kaggle zip (or unset it to use the synthetic set)"
             )
-        if current and current.get("source") == "gtzan" and current.get("origin") == gtzan_dir:
+        if current and current.get("source") == "gtzan" and current.get("origin") == shown(gtzan_dir):
             on_disk = _disk_counts(dest)
             expected = current.get("genres")
             if path.is_dir():
                 tree = find_tree(path)
                 expected = {g: len(f) for g, f in tree.files.items()} if tree else None
             if on_disk and on_disk == current.get("genres") == expected:
-                log(f"{dest}: up to date (GTZAN from {gtzan_dir}, {current.get('n_clips')} clips)")
+                log(f"{dest}: up to date (GTZAN from {shown(gtzan_dir)}, {current.get('n_clips')} clips)")
                 return current
         return get_data(gtzan_dir, dest, log=log)
 
