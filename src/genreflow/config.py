@@ -204,6 +204,10 @@ class TuneConfig:
         """The study's storage URL, with ``GENREFLOW_TUNE_STORAGE`` taking precedence."""
         return os.environ.get(TUNE_STORAGE_ENV) or self.storage
 
+    def storage_origin(self) -> str:
+        """Where :meth:`resolved_storage` came from, for messages."""
+        return TUNE_STORAGE_ENV if os.environ.get(TUNE_STORAGE_ENV) else "tune.storage"
+
 
 @dataclass
 class RegisterConfig:

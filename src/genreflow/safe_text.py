@@ -19,6 +19,8 @@ MASK = "***"
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|sig|credential|auth|session|cookie", re.I)
 #: A user name shown beside a masked password (anything else in the user part is masked).
 _PLAIN_USER = re.compile(r"[\w.+%-]{1,128}")
+#: A ``key=value`` pair of a query string.
+_QUERY_PAIR = re.compile(r"[?#&;][^=&;#@]*=")
 #: URL-like words inside free text (exception messages that echo a URL).
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
@@ -52,12 +54,15 @@ def scrub(text: object, *urls: str) -> str:
     """``text`` (an exception's message, say) with each of ``urls``, their passwords, and any
     other URL it quotes redacted."""
     out = str(text)
+    secrets = [x for url in filter(None, urls) for x in _secrets(url) if len(x) >= 3]
     for url in filter(None, urls):
         out = out.replace(url, redact(url))
-        password = _password(url)
-        if password and len(password) >= 3:
-            out = out.replace(password, MASK)
-    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), out)
+    for secret in sorted(secrets, key=len, reverse=True):
+        out = out.replace(secret, MASK)
+    out = _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), out)
+    # a driver may quote a piece of a secret (the host it parsed out of a password with an @)
+    return re.sub(r"[^\s'\"]{4,}", lambda m: MASK if any(m.group(0) in x for x in secrets)
+                  else m.group(0), out)
 
 
 def shown(source: object) -> str:
@@ -84,6 +89,8 @@ def _redact(url: str) -> str:
     if not sep:
         scheme, rest = "", url
     userinfo, at, rest = rest.rpartition("@")
+    if at and _QUERY_PAIR.search(userinfo):  # an @ inside a query value: nothing is certain
+        return f"{scheme}{sep}{MASK}"
     if at:
         user, colon, _ = userinfo.partition(":")
         shown = f"{user}:{MASK}" if colon and _PLAIN_USER.fullmatch(user) else MASK
@@ -102,11 +109,15 @@ def _mask_params(url: str) -> str:
                          else f"{m.group(1)}{m.group(2)}={MASK}", tail)
 
 
-def _password(url: str) -> str | None:
-    """The password part of ``url``'s user part, if any (between the first ``:`` after the
-    user name and the last ``@``)."""
+def _secrets(url: str) -> list[str]:
+    """What in ``url`` may be a secret, read both ways: the password between the user name's
+    ``:`` and the last ``@``, and the values of secret-like query keys read from the first
+    ``?`` (one of them holds the secret when the other reading is wrong)."""
     rest = url.partition("://")[2] or url
     userinfo, at, _ = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return None
-    return userinfo.partition(":")[2]
+    found = [userinfo.partition(":")[2]] if at and ":" in userinfo else []
+    start = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if start >= 0:
+        found += [m.group(2) for m in re.finditer(r"[?#&;]([^=&;#]*)=([^&;#]*)", url[start:])
+                  if _SECRET_KEY.search(unquote(m.group(1)))]
+    return found

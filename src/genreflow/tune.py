@@ -135,7 +135,7 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
     try:  # workers started together on a fresh database race to create Optuna's tables
         return retry_store_setup(open_storage)
     except Exception as exc:
-        raise ConfigError(f"tune.storage: cannot open {redact(url)!r} as an Optuna RDB storage "
+        raise ConfigError(f"{tcfg.storage_origin()}: cannot open {redact(url)!r} as an Optuna RDB storage "
                           f"(expected e.g. sqlite:///optuna.db): {scrub(exc, url)}") from None
 
 

@@ -32,6 +32,8 @@ HOSTILE = [
     ("https://ghp_T0KEN@github.com/me/data", "ghp_T0KEN", "***@github.com/me/data"),
     ("::::@@@%%%\x00garbage:pa55word@", "pa55word", "***@"),
     ("http://h/x#access_token=fragtok&state=1", "fragtok", "state=1"),
+    # an @ inside a query value: which part is the host is anyone's guess, so all is masked
+    ("postgresql://me@db:5432/optuna?password=p@ss@w0rd", "w0rd", "postgresql://***"),
 ]
 
 
@@ -132,3 +134,17 @@ def test_tune_with_storage_from_the_environment_leaves_no_secret(tiny_project, t
     assert parent.data.params["tune.storage"] == f"sqlite:///{db}?password=***"
     assert secret not in "\n".join(lines) and any(str(db) in line for line in lines)
     assert secret not in (out / "tune.json").read_text()
+
+
+@pytest.mark.parametrize("url", ["postgresql://me:p@ss@w0rd@db:notaport/optuna",
+                                 "nosuchdialect://me:p@ss@w0rd@db/optuna",
+                                 "postgresql://me@db:notaport/optuna?password=p@ss@w0rd"])
+def test_a_storage_that_cannot_be_opened_is_named_without_its_password(url, monkeypatch):
+    from genreflow.tune import _storage
+
+    monkeypatch.setenv(TUNE_STORAGE_ENV, url)
+    with pytest.raises(ConfigError) as exc:
+        _storage(TuneConfig())
+    msg = str(exc.value)
+    assert msg.startswith(f"{TUNE_STORAGE_ENV}: cannot open ") and "p@ss@w0rd" not in msg, msg
+    assert "w0rd" not in msg and "ss@" not in msg, msg
