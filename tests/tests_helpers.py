@@ -84,7 +84,30 @@ def awkward_files(root: Path, max_seconds: float) -> dict[str, tuple[Path, str]]
     add("too_long.wav", "too_long", y=np.tile(tone, int(max_seconds // 3) + 1))
     full = (root / "good.wav").read_bytes()
     add("cut.wav", "truncated", full[: len(full) // 2])
+    # a sample rate its header declares, outside the contract's range (4 kHz .. 384 kHz)
+    add("short.wav", "too_short", y=tone[:500])
+    add("one_hertz.wav", "bad_sample_rate", with_wav_rate((root / "short.wav").read_bytes(), 1))
+    add("two_ghz.wav", "bad_sample_rate", with_wav_rate(full, 2**31 - 1))  # the decoder opens it
+    add("rate_2_31.wav", "bad_sample_rate", with_wav_rate(full, 2**31))  # the decoder cannot
+    for fmt, ext in (("AU", "au"), ("AIFF", "aiff")):  # a header that promises more than the file
+        add(f"whole.{ext}", "ok", y=tone, format=fmt, subtype="PCM_16")
+        whole = (root / f"whole.{ext}").read_bytes()
+        add(f"cut.{ext}", "truncated", whole[: len(whole) // 2])
+        add(f"header_only.{ext}", "truncated", whole[:64])
     return files
+
+
+def with_wav_rate(wav: bytes, rate: int) -> bytes:
+    """A canonical WAV file's bytes with the sample rate (and byte rate) its header declares
+    replaced by ``rate``."""
+    import struct
+
+    out = bytearray(wav)
+    assert out[12:16] == b"fmt ", "expected a canonical WAV (fmt chunk first)"
+    block_align = struct.unpack("<H", out[32:34])[0]
+    out[24:28] = struct.pack("<I", rate)
+    out[28:32] = struct.pack("<I", (rate * block_align) % 2**32)
+    return bytes(out)
 
 
 #: params.yaml overrides that shrink `dvc repro` to seconds (slow pipeline tests)

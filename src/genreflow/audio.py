@@ -22,12 +22,16 @@ from typing import TypeVar
 import numpy as np
 import soundfile as sf
 
+from genreflow.config import AudioConfig
 from genreflow.errors import GenreflowError, MissingInputError
 from genreflow.quiet import quiet_c_stderr
+from genreflow.safe_text import printable
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
 SOURCE_FILE = "SOURCE.json"
+#: Sample rates a file may declare unless the contract says otherwise (AudioConfig's defaults).
+SAMPLE_RATES: tuple[float, float] = (AudioConfig.min_sample_rate, AudioConfig.max_sample_rate)
 T = TypeVar("T")
 
 
@@ -45,8 +49,10 @@ class AudioError(GenreflowError, ValueError):
 
 
 def refused(where: str, reason: str, detail: str) -> AudioError:
-    """An :class:`AudioError` with the one-line message ``where: reason: detail``."""
-    return AudioError(f"{where}: {reason}: {detail}", reason, detail)
+    """An :class:`AudioError` with the one-line message ``where: reason: detail`` (``where``,
+    a file name or a row, and ``detail`` with control characters escaped)."""
+    detail = printable(detail)
+    return AudioError(f"{printable(where)}: {reason}: {detail}", reason, detail)
 
 
 @dataclass(frozen=True)
@@ -86,41 +92,49 @@ def read_source(data_dir: str | Path) -> dict:
 class AudioStream:
     """One audio file (path or bytes) decoded block by block into mono float32.
 
-    Opening reads the header: a file that is empty, cut short by its WAV header, not audio,
+    Opening reads the header: a file that is empty, shorter than its WAV, AIFF or AU header
+    says, not audio, at a sample rate outside ``sample_rates`` (before any sample is decoded)
     or longer than ``max_seconds`` by its header is refused at once. :meth:`blocks` then
     yields the mono mix (the mean of the channels), optionally resampled, and refuses, as
     soon as it is seen, a block with NaN or infinite samples, a file longer than
     ``max_seconds`` (decoding stops there: bounded memory) and a damaged one. After the
     last block, :attr:`frames` and :meth:`rms` describe the signal at its own rate.
     Errors are :class:`AudioError` with a reason class (``empty``, ``not_audio``,
-    ``unsupported_format``, ``truncated``, ``non_finite``, ``too_long``).
+    ``unsupported_format``, ``truncated``, ``bad_sample_rate``, ``non_finite``, ``too_long``).
     """
 
     BLOCK = 1 << 16  # frames per read: 3 s at 22.05 kHz, small enough to overlap the front-end
 
     def __init__(self, source: str | Path | bytes, *, max_seconds: float | None = None,
-                 name: str | None = None):
-        from genreflow.sniff import open_failure, riff_truncated
+                 name: str | None = None, sample_rates: tuple[float, float] = SAMPLE_RATES):
+        from genreflow.sniff import HEAD_BYTES, declared_rate, header_truncated, open_failure
 
         is_bytes = isinstance(source, bytes | bytearray)
-        self.name = name or ("<bytes>" if is_bytes else str(source))
+        self.name = printable(name or ("<bytes>" if is_bytes else str(source)))
         if is_bytes:
-            size, head, handle = len(source), bytes(source[:64]), io.BytesIO(source)
+            size, head, handle = len(source), bytes(source[:HEAD_BYTES]), io.BytesIO(source)
         else:
             size = Path(source).stat().st_size
             with open(source, "rb") as fh:
-                head = fh.read(64)
+                head = fh.read(HEAD_BYTES)
             handle = source
         if size == 0:
             raise refused(self.name, "empty", "the file is empty (0 bytes)")
-        if riff_truncated(head, size):
+        cut = header_truncated(head, size)
+        if cut is not None:
             raise refused(self.name, "truncated",
-                          "the WAV file ends before the length its header gives")
+                          f"the {cut} file ends before the length its header gives")
+        self._check_rate(declared_rate(head), sample_rates)  # before the decoder sees it
         with quiet_c_stderr():
             try:
                 self._file = sf.SoundFile(handle)
             except Exception as exc:  # libsndfile raises several types for bad data
                 raise open_failure(self.name, head, exc) from None
+        try:
+            self._check_rate(self._file.samplerate, sample_rates)
+        except AudioError:
+            self._file.close()
+            raise
         self.sample_rate = int(self._file.samplerate)
         self.max_seconds = max_seconds
         header = self._file.frames
@@ -130,6 +144,14 @@ class AudioStream:
                           f"(header), longer than the maximum of {max_seconds:g} s")
         self.frames = 0       # mono frames decoded so far, at :attr:`sample_rate`
         self.energy = 0.0     # their sum of squares
+
+    def _check_rate(self, rate: float | None, sample_rates: tuple[float, float]) -> None:
+        """Refuse a sample rate outside ``sample_rates``: a 1 kB file at 1 Hz would count as
+        500 s of audio, one at 2 GHz would cost seconds of resampling."""
+        low, high = sample_rates
+        if rate is not None and not low <= rate <= high:
+            raise refused(self.name, "bad_sample_rate", f"a sample rate of {rate:g} Hz, outside "
+                          f"{low:g} .. {high:g} Hz (audio.min_sample_rate .. max_sample_rate)")
 
     def rms(self) -> float:
         """Root mean square of the mono mix decoded so far."""
@@ -182,11 +204,12 @@ class AudioStream:
 
 
 def decode(source: str | Path | bytes, sample_rate: int | None = None, *,
-           max_seconds: float | None = None, name: str | None = None) -> tuple[np.ndarray, int]:
+           max_seconds: float | None = None, name: str | None = None,
+           sample_rates: tuple[float, float] = SAMPLE_RATES) -> tuple[np.ndarray, int]:
     """Decode a file path or raw bytes to mono float32 (the mean of the channels),
     optionally resampled: ``(signal, rate)``. One decoder (libsndfile) for every stage and
     the server; refusals as in :class:`AudioStream`."""
-    stream = AudioStream(source, max_seconds=max_seconds, name=name)
+    stream = AudioStream(source, max_seconds=max_seconds, name=name, sample_rates=sample_rates)
     return join_blocks(stream.blocks(sample_rate)), int(sample_rate or stream.sample_rate)
 
 

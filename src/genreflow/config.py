@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from genreflow.errors import GenreflowError
+from genreflow.safe_text import holds_secret, redact
 
 GTZAN_GENRES: tuple[str, ...] = (
     "blues",
@@ -94,8 +95,13 @@ class AudioConfig:
     max_request_mb: float = 32.0     # served model: request body limit (genreflow serve)...
     max_rows: int = 32               # ...files per request...
     max_request_seconds: float = 1200.0  # ...and audio seconds per request
+    min_sample_rate: int = 4000      # files at a lower or higher rate are refused at open,
+    max_sample_rate: int = 384000    # before any decoding (bad_sample_rate)
 
     def __post_init__(self) -> None:
+        if not 0 < self.min_sample_rate <= self.max_sample_rate:
+            raise ConfigError(f"audio: need 0 < min_sample_rate <= max_sample_rate, got "
+                              f"{self.min_sample_rate} and {self.max_sample_rate}")
         if not 0 < self.min_seconds <= self.max_seconds:
             raise ConfigError(f"audio: need 0 < min_seconds <= max_seconds, got "
                               f"{self.min_seconds} and {self.max_seconds}")
@@ -211,6 +217,12 @@ class TrainConfig:
         return obj
 
 
+#: Environment variables naming the stores; each takes precedence over params.yaml, so that a
+#: URL holding credentials never needs to be in a committed file (nor in dvc.lock).
+TUNE_STORAGE_ENV = "GENREFLOW_TUNE_STORAGE"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own
+
+
 @dataclass
 class TuneConfig:
     model: str = "segcnn"
@@ -226,6 +238,14 @@ class TuneConfig:
     heartbeat_seconds: int = 60  # a trial whose process died is failed after 2x this, on resume
     prune_startup_trials: int = 5  # no pruning until this many trials have completed
     prune_warmup_epochs: int = 5   # a trial can be pruned only after this many epochs
+
+    def resolved_storage(self) -> str:
+        """The study's storage URL, with ``GENREFLOW_TUNE_STORAGE`` taking precedence."""
+        return os.environ.get(TUNE_STORAGE_ENV) or self.storage
+
+    def storage_origin(self) -> str:
+        """Where :meth:`resolved_storage` came from, for messages."""
+        return TUNE_STORAGE_ENV if os.environ.get(TUNE_STORAGE_ENV) else "tune.storage"
 
 
 @dataclass
@@ -247,7 +267,7 @@ class TrackingConfig:
 
     def resolved_uri(self) -> str:
         """The tracking URI, with ``MLFLOW_TRACKING_URI`` taking precedence."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or self.uri
+        return os.environ.get(TRACKING_URI_ENV) or self.uri
 
 
 @dataclass
@@ -346,7 +366,21 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return config_from_dict(raw)
+    cfg = config_from_dict(raw)
+    _refuse_secrets(cfg, path)
+    return cfg
+
+
+def _refuse_secrets(cfg: Config, path: Path) -> None:
+    """A store URL in the parameter file must not hold a password: the file is committed,
+    and DVC copies the parameters a stage declares into dvc.lock."""
+    for field_name, url, env in (("tune.storage", cfg.tune.storage, TUNE_STORAGE_ENV),
+                                 ("tracking.uri", cfg.tracking.uri, TRACKING_URI_ENV)):
+        if holds_secret(url):
+            raise ConfigError(
+                f"{path}: {field_name} holds a password or token ({redact(url)}); keep secrets "
+                f"out of committed files: give the URL in {env} instead, or leave the password "
+                "out and let the driver find it (PGPASSWORD, ~/.pgpass)")
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "not_audio": "not an audio file (text, random bytes, an unreadable header)",
     "unsupported_format": "audio in a format genreflow does not read (m4a/aac, wma, ...)",
     "truncated": "a supported file that is cut short or damaged",
+    "bad_sample_rate": "a sample rate outside audio.min_sample_rate .. audio.max_sample_rate",
     "non_finite": "NaN or infinite samples",
     "too_short": "shorter than audio.min_seconds",
     "too_long": "longer than audio.max_seconds",
@@ -64,14 +65,25 @@ def check_signal(y: np.ndarray, sr: int, audio: AudioConfig, where: str) -> None
     check_level(len(y) / sr, rms(y), audio, where)
 
 
+def open_stream(source: str | Path | bytes, audio: AudioConfig,
+                where: str | None = None) -> AudioStream:
+    """``source`` opened under the contract's limits (header checks only, nothing decoded)."""
+    return AudioStream(source, max_seconds=audio.max_seconds, name=where,
+                       sample_rates=sample_rates(audio))
+
+
+def sample_rates(audio: AudioConfig) -> tuple[float, float]:
+    """The sample rates the contract accepts, ``(lowest, highest)``."""
+    return audio.min_sample_rate, audio.max_sample_rate
+
+
 def audio_blocks(source: str | Path | bytes | AudioStream, audio: AudioConfig,
                  sample_rate: int | None = None, where: str | None = None) -> Iterator[np.ndarray]:
     """The contract block by block: decoding refusals as they happen, the mono mix's blocks
     (resampled to ``sample_rate``), then, after the last block, the length and silence checks
     on the signal as decoded. For a front-end that works while the file is being decoded
     (see :func:`genreflow.audio.read_ahead`); :func:`load_audio` joins the blocks."""
-    stream = source if isinstance(source, AudioStream) else AudioStream(
-        source, max_seconds=audio.max_seconds, name=where)
+    stream = source if isinstance(source, AudioStream) else open_stream(source, audio, where)
     yield from stream.blocks(sample_rate)
     check_level(stream.frames / stream.sample_rate, stream.rms(), audio, stream.name)
 
@@ -79,7 +91,7 @@ def audio_blocks(source: str | Path | bytes | AudioStream, audio: AudioConfig,
 def load_audio(source: str | Path | bytes, audio: AudioConfig, sample_rate: int | None = None,
                where: str | None = None) -> tuple[np.ndarray, int]:
     """:func:`audio_blocks` as one signal: ``(mono float32, rate)``."""
-    stream = AudioStream(source, max_seconds=audio.max_seconds, name=where)
+    stream = open_stream(source, audio, where)
     return (join_blocks(audio_blocks(stream, audio, sample_rate)),
             int(sample_rate or stream.sample_rate))
 
@@ -100,20 +112,23 @@ def check_path(path: Path) -> AudioError | None:
     return refused(str(path), "not_a_file", f"is {kind}, not an audio file")
 
 
-def header_seconds(raw: bytes) -> float | None:
-    """Duration from the file header without decoding; None when the header gives none."""
+def header_seconds(raw: bytes, audio: AudioConfig | None = None) -> float | None:
+    """Duration from the file header without decoding; None when the header gives none, or
+    gives a sample rate the contract refuses (decoding refuses it then: a 1 Hz header's
+    length would otherwise count against the request's seconds)."""
     import io
 
     import soundfile as sf
 
     from genreflow.quiet import quiet_c_stderr
 
+    low, high = sample_rates(audio or AudioConfig())
     try:
         with quiet_c_stderr():
             info = sf.info(io.BytesIO(raw))
     except Exception:  # noqa: BLE001  (not audio: decoding reports it properly)
         return None
-    if info.samplerate <= 0 or not 0 < info.frames < 2**62:
+    if not low <= info.samplerate <= high or not 0 < info.frames < 2**62:
         return None
     return info.frames / info.samplerate
 

@@ -14,6 +14,7 @@ from genreflow.audio import LOUDNESS_DBFS, AudioError, decode
 from genreflow.config import FeaturesConfig
 from genreflow.errors import MissingInputError
 from genreflow.parallel import parallel_map
+from genreflow.safe_text import printable
 from genreflow.spectrum import FLOOR_DB, clip_log_mel
 from genreflow.split import SPLITS
 
@@ -76,7 +77,7 @@ def compute_features(
         for i in rows:
             if isinstance(results[i], str):
                 failed.append({"clip_id": manifest["clip_id"].iloc[i], "reason": results[i]})
-                log(f"skipped {manifest['clip_id'].iloc[i]}: {results[i]}")
+                log(printable(f"skipped {manifest['clip_id'].iloc[i]}: {results[i]}"))
             else:
                 good.append(i)
         empty = np.zeros((0, cfg.n_mels, cfg.clip_frames), np.float16)

@@ -17,6 +17,7 @@ from genreflow.config import AudioConfig
 from genreflow.errors import GenreflowError
 from genreflow.inference import BUNDLE_META, GenrePredictor
 from genreflow.paths import default_model_uri
+from genreflow.safe_text import printable
 
 DEFAULT_MODEL_URI = default_model_uri()
 
@@ -114,7 +115,7 @@ def predict_files(files: list[Path], model_uri: str = DEFAULT_MODEL_URI, top: in
             continue
         except OSError as exc:  # permission denied, I/O error
             results.append({"file": str(path), "reason": "not_a_file",
-                            "error": f"{path}: not_a_file: {exc.strerror or exc}"})
+                            "error": printable(f"{path}: not_a_file: {exc.strerror or exc}")})
             continue
         ranked = sorted(zip(classes, (float(p) for p in probs), strict=True),
                         key=lambda kv: kv[1], reverse=True)
@@ -133,7 +134,7 @@ def format_table(results: list[dict]) -> str:
     if not results:
         return "(no files)"
     n_top = max((len(r.get("top", [])) for r in results), default=1) or 1
-    names = [Path(r["file"]).name for r in results]
+    names = [printable(Path(r["file"]).name) for r in results]
     genre_w = max((len(g) for r in results for g, _ in r.get("top", [])), default=0)
     cells = []
     for r in results:

@@ -23,6 +23,7 @@ from genreflow.config import Config
 from genreflow.errors import GenreflowError
 from genreflow.inference import BUNDLE_META, BUNDLE_MODEL, GenrePredictor
 from genreflow.paths import SPLIT_MANIFEST
+from genreflow.safe_text import printable
 
 COMPARED_TAGS = ("data_digest", "split_digest", "classes")
 
@@ -119,7 +120,7 @@ def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, audio,
         try:
             probs = predictor.probs_from_source(path, audio, where=str(path))
         except (AudioError, GenreflowError) as exc:
-            log(f"skipped {path}: {exc}")
+            log(printable(f"skipped {path}: {exc}"))
             continue
         hits.append(predictor.classes[int(np.argmax(probs))] == genre)
         p_true = float(probs[index[genre]]) if genre in index else 0.0

@@ -162,7 +162,7 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
         audio = self.audio
         known = 0.0
         for i, raw in enumerate(raws):
-            seconds = header_seconds(raw)
+            seconds = header_seconds(raw, audio)
             if seconds is None:
                 continue
             if seconds > audio.max_seconds:

@@ -55,12 +55,63 @@ def looks_like_text(head: bytes) -> bool:
     return printable >= 0.95 * len(text)
 
 
-def riff_truncated(head: bytes, size: int) -> bool:
-    """A RIFF/WAVE file shorter than the size its header declares."""
-    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return False
-    declared = int.from_bytes(head[4:8], "little")
-    return 0 < declared < 0xFFFFFFF0 and declared + 8 > size + 1
+#: Bytes of a file's start read before opening it: enough for the format chunks that come
+#: first (a WAV's ``fmt``, an AIFF's ``COMM``) behind a few small ones (``JUNK``, ``LIST``).
+HEAD_BYTES = 4096
+
+
+def header_truncated(head: bytes, size: int) -> str | None:
+    """The format's name when ``head``'s header declares more bytes than the file's ``size``
+    holds (WAV, AIFF/AIFC, AU), else None. An unknown length (streamed AU, RF64) is not."""
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        order = "little" if head[:4] == b"RIFF" else "big"
+        declared = int.from_bytes(head[4:8], order)
+        return "WAV" if 0 < declared < 0xFFFFFFF0 and declared + 8 > size + 1 else None
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        declared = int.from_bytes(head[4:8], "big")
+        return "AIFF" if 0 < declared < 0xFFFFFFF0 and declared + 8 > size + 1 else None
+    if head[:4] == b".snd" and len(head) >= 12:
+        offset, length = int.from_bytes(head[4:8], "big"), int.from_bytes(head[8:12], "big")
+        return "AU" if length != 0xFFFFFFFF and offset + length > size else None
+    return None
+
+
+def declared_rate(head: bytes) -> float | None:
+    """The sample rate a WAV, AIFF or AU header declares (read without the decoder, which
+    refuses some absurd rates as an internal error and accepts others), else None."""
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        order = "little" if head[:4] == b"RIFF" else "big"
+        body = _chunk(head, b"fmt ", order)
+        return None if body is None or len(body) < 8 else int.from_bytes(body[4:8], order)
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        body = _chunk(head, b"COMM", "big")
+        return None if body is None or len(body) < 18 else _extended(body[8:18])
+    if head[:4] == b".snd" and len(head) >= 20:
+        return int.from_bytes(head[16:20], "big")
+    return None
+
+
+def _chunk(head: bytes, name: bytes, order: str) -> bytes | None:
+    """The start of the first chunk ``name`` of a RIFF/IFF file whose header is ``head``."""
+    pos = 12
+    while pos + 8 <= len(head):
+        length = int.from_bytes(head[pos + 4:pos + 8], order)
+        if head[pos:pos + 4] == name:
+            return head[pos + 8:pos + 8 + length]
+        pos += 8 + length + (length & 1)
+    return None
+
+
+def _extended(raw: bytes) -> float:
+    """An IEEE 754 80-bit extended float (AIFF's sample rate); inf for inf and NaN."""
+    exponent = int.from_bytes(raw[:2], "big") & 0x7FFF
+    mantissa = int.from_bytes(raw[2:10], "big")
+    if exponent == 0x7FFF:
+        return float("inf")
+    try:
+        return float(mantissa) * 2.0 ** (exponent - 16383 - 63)
+    except OverflowError:
+        return float("inf")
 
 
 def open_failure(name: str, head: bytes, exc: Exception):

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from genreflow.config import TrackingConfig
+from genreflow.safe_text import redact, scrub
 
 
 def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
@@ -68,16 +69,6 @@ def retry_store_setup(call, attempts: int = 8):
             time.sleep(0.5 * (attempt + 1))
 
 
-def redact(url: str) -> str:
-    """``url`` with any password hidden (safe to log)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an RDB URL: nothing to hide that we know of
-        return url
-
-
 #: Schemes of tracking servers: they decide where artefacts go.
 _SERVERS = ("http", "https", "databricks")
 #: Stores that answered :func:`check_reachable` in this process (trials need not ask again).
@@ -112,7 +103,7 @@ def check_reachable(uri: str) -> None:
     except Exception as exc:
         import re
 
-        text = str(exc).strip()
+        text = scrub(str(exc), uri).strip()
         errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)  # requests nests the cause
         reason = errno.group(0) if errno else (text.splitlines() or [type(exc).__name__])[0]
         raise GenreflowError(
@@ -139,7 +130,7 @@ def require_registry(model_uri: str) -> None:
     db = Path(uri.removeprefix("sqlite:///"))
     if not db.is_file():
         raise GenreflowError(
-            f"no model registry at {uri} ({db.resolve()} does not exist): run the command "
+            f"no model registry at {redact(uri)} ({db.resolve()} does not exist): run the command "
             "in the project folder (where `dvc repro` made mlflow.db), set "
             "MLFLOW_TRACKING_URI, or give a local model or bundle folder instead")
 

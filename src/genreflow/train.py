@@ -18,6 +18,7 @@ from genreflow.inference import Preprocess
 from genreflow.kinds import get_kind
 from genreflow.kinds.base import Prepared, TrainContext
 from genreflow.paths import FEATURES_DIR
+from genreflow.safe_text import scrub
 from genreflow.split import SPLITS
 
 # Keras log key -> MLflow metric drawn per epoch (the final, best-epoch track-level
@@ -120,7 +121,8 @@ def train_model(
     except BaseException as exc:
         pruned = type(exc).__name__ == "TrialPruned"
         mlflow.set_tag("trial_state" if pruned else "error",
-                       "pruned" if pruned else f"{type(exc).__name__}: {exc}"[:4000])
+                       "pruned" if pruned else
+                       f"{type(exc).__name__}: {scrub(exc, cfg.tracking.resolved_uri())}"[:4000])
         status = "FINISHED" if pruned else "KILLED" if isinstance(exc, KeyboardInterrupt) \
             else "FAILED"
         mlflow.end_run(status)

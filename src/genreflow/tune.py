@@ -3,7 +3,8 @@
 Each invocation opens one MLflow *parent* run (``study-<name>``); every trial is a
 nested run made by :func:`genreflow.train.train_model` on the train/validation
 splits only (the test split is never evaluated here). The study lives in
-``tune.storage`` (SQLite by default, any RDB URL) and is resumed by name, so
+``tune.storage`` (SQLite by default, any RDB URL; ``GENREFLOW_TUNE_STORAGE`` overrides it, so
+that a URL with credentials stays out of params.yaml) and is resumed by name, so
 running the stage again adds trials to the same study.
 
 The search space is :data:`SEARCH_SPACE`: one suggester per setting every model kind
@@ -25,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from genreflow.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
 from genreflow.paths import FEATURES_DIR
+from genreflow.safe_text import redact, scrub
 from genreflow.study_report import write_study_report
-from genreflow.tracking import redact, retry_store_setup
+from genreflow.tracking import retry_store_setup
 
 if TYPE_CHECKING:
     import optuna
@@ -117,7 +119,7 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
     """
     import optuna
 
-    url = tcfg.storage
+    url = tcfg.resolved_storage()
     prefix = "sqlite:///"
     if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
         Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +135,8 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
     try:  # workers started together on a fresh database race to create Optuna's tables
         return retry_store_setup(open_storage)
     except Exception as exc:
-        raise ConfigError(f"tune.storage: cannot open {redact(url)!r} as an Optuna RDB storage "
-                          f"(expected e.g. sqlite:///optuna.db): {exc}") from None
+        raise ConfigError(f"{tcfg.storage_origin()}: cannot open {redact(url)!r} as an Optuna RDB storage "
+                          f"(expected e.g. sqlite:///optuna.db): {scrub(exc, url)}") from None
 
 
 def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -207,11 +209,11 @@ def study_summary(cfg: Config, model: str | None = None,
     from optuna.trial import TrialState
 
     study = study or optuna.load_study(study_name=study_name(cfg, model),
-                                       storage=cfg.tune.storage)
+                                       storage=cfg.tune.resolved_storage())
     trials = study.get_trials(deepcopy=False)
     counts = {s: sum(t.state == s for t in trials) for s in TrialState}
     out: dict[str, Any] = {
-        "study": study.study_name, "storage": redact(cfg.tune.storage),
+        "study": study.study_name, "storage": redact(cfg.tune.resolved_storage()),
         "model": study.user_attrs.get("model", model or cfg.tune.model),
         "metric": OBJECTIVE_METRIC, "n_trials": len(trials),
         "n_complete": counts[TrialState.COMPLETE], "n_pruned": counts[TrialState.PRUNED],
@@ -283,13 +285,14 @@ def tune(
         study.set_user_attr("data_source", read_source(cfg.data.dir).get("source", "unknown"))
     data_source = study.user_attrs["data_source"]
     n_before = len(study.trials)
-    log(f"study {name} in {redact(tcfg.storage)}: {n_before} stored trial(s); "
+    log(f"study {name} in {redact(tcfg.resolved_storage())}: {n_before} stored trial(s); "
         f"running up to {n_trials} more" + (f" within {timeout:g} s" if timeout else ""))
 
     exp_id = setup_mlflow(cfg.tracking, cfg.train.experiment)
+    stores = (tcfg.resolved_storage(), cfg.tracking.resolved_uri())  # never in a message
     client = MlflowClient()
     params = {**flatten(asdict(tcfg), "tune."), "tune.model": model, "tune.n_trials": n_trials,
-              "tune.timeout": timeout, "tune.storage": redact(tcfg.storage),
+              "tune.timeout": timeout, "tune.storage": redact(tcfg.resolved_storage()),
               "tune.search_space": ",".join(space), "features_dir": str(features_dir)}
     parent = mlflow.start_run(
         run_name=f"study-{name}", nested=mlflow.active_run() is not None,
@@ -340,7 +343,7 @@ def tune(
             raise
         except BaseException as exc:
             finish("failed", None)
-            log(f"{run_name}: failed ({type(exc).__name__}: {exc})")
+            log(f"{run_name}: failed ({type(exc).__name__}: {scrub(exc, *stores)})")
             raise
         value = float(result.metrics[OBJECTIVE_METRIC])
         finish("complete", result.run_id)
@@ -356,7 +359,8 @@ def tune(
         _log_parent(study, summary, out_dir, log)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
-        mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:4000] if not interrupted
+        mlflow.set_tag("error", f"{type(exc).__name__}: {scrub(exc, *stores)}"[:4000]
+                       if not interrupted
                        else "interrupted")
         mlflow.end_run("KILLED" if interrupted else "FAILED")
         raise

@@ -10,9 +10,10 @@ import pandas as pd
 
 from genreflow.audio import AudioError, Clip, decode, find_clips, read_source, rms
 from genreflow.config import GTZAN_GENRES, AudioConfig, DataConfig, ValidateConfig
-from genreflow.contract import REASONS, check_signal
+from genreflow.contract import REASONS, check_signal, sample_rates
 from genreflow.errors import DataError
 from genreflow.parallel import parallel_map
+from genreflow.safe_text import printable
 
 # "ok", every refusal class of the input contract, and GTZAN clips absent from the folder
 STATUSES = ("ok", *REASONS, "missing")
@@ -25,14 +26,14 @@ def check_clip(clip: Clip, audio: AudioConfig) -> dict:
            "format": clip.path.suffix.lstrip(".").lower(), "seconds": None,
            "sample_rate": None, "rms": None, "status": "ok", "reason": ""}
     try:
-        y, sr = decode(clip.path, max_seconds=audio.max_seconds)
+        y, sr = decode(clip.path, max_seconds=audio.max_seconds, sample_rates=sample_rates(audio))
         rec.update(seconds=round(len(y) / sr, 3), sample_rate=sr,
                    rms=rms(y))
         check_signal(y, sr, audio, str(clip.path))
     except AudioError as exc:
         rec.update(status=exc.reason, reason=exc.detail)
     except Exception as exc:  # anything else a broken file can throw
-        rec.update(status="not_audio", reason=f"{type(exc).__name__}: {exc}")
+        rec.update(status="not_audio", reason=printable(f"{type(exc).__name__}: {exc}"))
     return rec
 
 
@@ -73,7 +74,7 @@ def validate_dataset(
     records.sort(key=lambda r: r["clip_id"])
     for r in records:
         if r["status"] not in ("ok", "missing"):
-            log(f"excluded {r['clip_id']} ({r['path']}): {r['status']}: {r['reason']}")
+            log(printable(f"excluded {r['clip_id']} ({r['path']}): {r['status']}: {r['reason']}"))
         if r["status"] == "ok" and r["sample_rate"] != cfg.expected_sample_rate:
             r["reason"] = f"sample rate {r['sample_rate']} Hz (resampled later)"
 

@@ -18,6 +18,7 @@ from genreflow.data.layout import Tree, find_tree, no_tree_error
 from genreflow.data.limits import Budget, check_free
 from genreflow.data.staging import Log, Staging, resolve_dest, token
 from genreflow.errors import DataError
+from genreflow.safe_text import printable
 
 GTZAN_URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
 
@@ -99,7 +100,7 @@ def get_data(
     """
     source = str(source)
     limits = limits or IntakeConfig()
-    label = redact_url(source) if is_url(source) else source
+    label = redact_url(source) if is_url(source) else printable(source)
     dest = resolve_dest(Path(dest))
     cleanup: list[Path] = []
     staging = Staging(dest)

@@ -14,6 +14,7 @@ from genreflow.config import IntakeConfig
 from genreflow.data.limits import check_free, human
 from genreflow.data.staging import Log, token
 from genreflow.errors import DataError
+from genreflow.safe_text import printable, redact
 
 CONNECT_TIMEOUT = 10  # seconds to connect
 READ_TIMEOUT = 60  # seconds without a byte; the deadline is checked after every read
@@ -21,13 +22,19 @@ CHUNK = 1 << 20
 
 
 def is_url(source: str) -> bool:
-    return urlsplit(str(source)).scheme in ("http", "https")
+    return str(source).lower().startswith(("http://", "https://"))
 
 
 def redact_url(url: str) -> str:
-    """``url`` without user:password@, ?query and #fragment (they may carry secrets)."""
-    p = urlsplit(str(url))
-    return urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))
+    """``url`` without user:password@, ?query and #fragment (they may carry secrets), its
+    control characters escaped; a URL that does not parse is masked by
+    :func:`genreflow.safe_text.redact` (fails closed) before the query is cut."""
+    try:
+        p = urlsplit(str(url))
+        bare = urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))
+    except ValueError:
+        bare = redact(str(url)).split("#", 1)[0].split("?", 1)[0]
+    return printable(bare)
 
 
 def sha256_of(path: Path) -> str:
@@ -53,7 +60,7 @@ def download(url: str, directory: Path, sha256: str | None, log: Log,
 
     limits = limits or IntakeConfig()
     safe = redact_url(url)
-    name = Path(urlsplit(url).path).name or "download"
+    name = Path(safe.partition("://")[2]).name or "download"
     final = directory / f".{name}.download-{token()}"
     part = final.with_name(final.name + ".part")
     ok = False

@@ -16,6 +16,7 @@ from genreflow.data.layout import find_tree, scan_tree
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
 from genreflow.errors import DataError
+from genreflow.safe_text import printable
 
 _BANNER = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -58,11 +59,11 @@ def prepare_default(
     current = _read_json(dest / SOURCE_FILE)
     if gtzan_dir:
         url = is_url(gtzan_dir)
-        origin = redact_url(gtzan_dir) if url else gtzan_dir  # as get_data records it
+        origin = redact_url(gtzan_dir) if url else printable(gtzan_dir)  # as get_data records it
         path = Path(gtzan_dir).expanduser()
         if not url and not path.exists():
             raise DataError(
-                f"GTZAN_DIR={gtzan_dir}: no such file or folder; point it at a GTZAN folder, "
+                f"GTZAN_DIR={origin}: no such file or folder; point it at a GTZAN folder, "
                 "genres.tar.gz or the Kaggle zip (or unset it to use the synthetic set)"
             )
         if current and current.get("source") == "gtzan" and current.get("origin") == origin:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from genreflow.errors import GenreflowError
+from genreflow.safe_text import printable
 from genreflow.split import SPLITS, split_digest
 
 EMBEDDINGS_FILE = "embeddings.npz"
@@ -148,7 +149,7 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
         for i, spec in zip(todo, spectra, strict=True):
             if isinstance(spec, str):
                 failed.append({"clip_id": manifest["clip_id"].iloc[i], "reason": spec})
-                log(f"skipped {manifest['clip_id'].iloc[i]}: {spec}")
+                log(printable(f"skipped {manifest['clip_id'].iloc[i]}: {spec}"))
                 continue
             variants = [(None, spec[0])] + ([(extra[i][0], spec[1])] if i in extra else [])
             for tag, p in variants:
