@@ -26,7 +26,6 @@ from genreflow.errors import GenreflowError, MissingInputError
 from genreflow.quiet import quiet_c_stderr
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
 SOURCE_FILE = "SOURCE.json"
 T = TypeVar("T")
 
