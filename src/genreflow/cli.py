@@ -315,8 +315,8 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
 @app.command()
 @friendly
 def serve(model: Annotated[str | None, typer.Argument(
-              help="MLflow model URI or local model folder [default: "
-                   "models:/<register.model_name>@champion, the name from --params]",
+              help="MLflow model URI or local model folder (default: "
+                   "models:/<register.model_name>@champion, the name read from --params).",
               show_default=False)] = None,
           host: str = "127.0.0.1",
           port: int = 5001,
@@ -341,8 +341,9 @@ def serve(model: Annotated[str | None, typer.Argument(
 @friendly
 def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, flac, ogg, mp3, au, aiff.")],
             model: Annotated[str | None, typer.Option(
-                "--model", help="MLflow model URI or bundle dir [default: "
-                                "models:/<register.model_name>@champion, the name from --params]",
+                "--model", help="MLflow model URI or bundle dir (default: "
+                                "models:/<register.model_name>@champion, the name read from "
+                                "--params).",
                 show_default=False)] = None,
             top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,
             as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
