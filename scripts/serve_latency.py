@@ -23,6 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from genreflow.config import RegisterConfig
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -33,7 +35,7 @@ def free_port() -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--clip", required=True)
-    ap.add_argument("--model", default="models:/gtzan-genre-classifier@champion")
+    ap.add_argument("--model", default=RegisterConfig().champion_uri)
     ap.add_argument("--requests", type=int, default=100)
     args = ap.parse_args()
 

@@ -28,7 +28,6 @@ from genreflow.quiet import quiet_c_stderr
 from genreflow.safe_text import printable
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-CLIP_RE = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})$")
 SOURCE_FILE = "SOURCE.json"
 #: Sample rates a file may declare unless the contract says otherwise (AudioConfig's defaults).
 SAMPLE_RATES: tuple[float, float] = (AudioConfig.min_sample_rate, AudioConfig.max_sample_rate)

@@ -344,8 +344,10 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
 
 @app.command()
 @friendly
-def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local model folder.")]
-          = paths.default_model_uri(),
+def serve(model: Annotated[str | None, typer.Argument(
+              help="MLflow model URI or local model folder (default: "
+                   "models:/<register.model_name>@champion, the name read from --params).",
+              show_default=False)] = None,
           host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback "
                                                  "prints a warning: see README, serving.")]
           = "127.0.0.1",
@@ -381,22 +383,22 @@ def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local m
     from genreflow.server import Limits
     from genreflow.server import serve as run_server
 
-    if params.exists():
-        from genreflow.config import load_config
-
-        os.environ.setdefault("MLFLOW_TRACKING_URI", load_config(params).tracking.resolved_uri())
+    cfg = _project_cfg(params)
     limits = Limits(timeout=timeout, header_timeout=header_timeout, keep_alive=keep_alive,
                     max_connections=max_connections, max_concurrent=max_concurrent,
                     max_queued=max_queued)
-    run_server(model, host=host, port=port, workers=workers, limits=limits,
+    run_server(model or _champion_uri(cfg), host=host, port=port, workers=workers, limits=limits,
                api_key_file=api_key_file, log=_log)
 
 
 @app.command()
 @friendly
 def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, flac, ogg, mp3, au, aiff.")],
-            model: Annotated[str, typer.Option("--model", help="MLflow model URI or bundle dir.")]
-            = paths.default_model_uri(),
+            model: Annotated[str | None, typer.Option(
+                "--model", help="MLflow model URI or bundle dir (default: "
+                                "models:/<register.model_name>@champion, the name read from "
+                                "--params).",
+                show_default=False)] = None,
             top: Annotated[int, typer.Option(help="How many genres to show.")] = 3,
             as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
             params: Params = PARAMS_DEFAULT) -> None:
@@ -405,19 +407,31 @@ def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, 
     Exits 1 when any file was refused (the others are still answered)."""
     from genreflow.predict import format_table, predict_files
 
-    audio = None
-    if params.exists():
-        from genreflow.config import load_config
-
-        cfg = load_config(params)
-        os.environ.setdefault("MLFLOW_TRACKING_URI", cfg.tracking.resolved_uri())
-        audio = cfg.audio
-    results = predict_files(files, model_uri=model, top=top, audio=audio)
+    cfg = _project_cfg(params)
+    results = predict_files(files, model_uri=model or _champion_uri(cfg), top=top,
+                            audio=cfg.audio if cfg is not None else None)
     typer.echo(json.dumps(results, indent=1) if as_json else format_table(results))
     failed = sum("error" in r for r in results)
     if failed:
         _log(f"{failed} of {len(results)} file(s) refused")
         raise typer.Exit(1)
+
+
+def _project_cfg(params: Path):
+    """params.yaml when there is one (its tracking store becomes MLflow's unless
+    MLFLOW_TRACKING_URI is set), else ``None``: predict and serve work outside a project."""
+    if not params.exists():
+        return None
+    cfg = _cfg(params)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", cfg.tracking.resolved_uri())
+    return cfg
+
+
+def _champion_uri(cfg) -> str:
+    """``models:/<register.model_name>@champion``, the built-in name without a params file."""
+    from genreflow.config import RegisterConfig
+
+    return (cfg.register if cfg is not None else RegisterConfig()).champion_uri
 
 
 def main() -> None:  # pragma: no cover

@@ -259,6 +259,11 @@ class RegisterConfig:
             raise ConfigError(f"max_latency_ms: expected null or a positive number of "
                               f"milliseconds, got {self.max_latency_ms!r}")
 
+    @property
+    def champion_uri(self) -> str:
+        """``models:/<model_name>@champion``: what ``predict`` and ``serve`` use by default."""
+        return f"models:/{self.model_name}@champion"
+
 
 @dataclass
 class TrackingConfig:

@@ -6,6 +6,7 @@ prints those as ``error: <message>`` and exits with status 1. Anything else
 ``ConfigError`` (config.py), ``AudioError`` (audio.py) and ``SplitError``
 (split.py) subclass it next to the code that raises them; they also remain
 ``ValueError`` subclasses, so callers that caught ``ValueError`` still work.
+:class:`TrialPruned` is no user error: the signal that a study pruned a training run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ class DataError(GenreflowError):
 
 class MissingInputError(GenreflowError, FileNotFoundError):
     """A file or folder an earlier step makes is absent; the message names the step to run."""
+
+
+class TrialPruned(Exception):
+    """A tuning study pruned the trial a training run belongs to: raised by the epoch callback
+    that :mod:`genreflow.tune` passes to training, it ends the run early and FINISHED (tagged
+    ``trial_state=pruned``); ``tune`` tells Optuna. A control signal, not a user error."""
 
 
 def require(path: str | Path, how: str) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,6 @@ class Preprocess:
     classes: list[str]
     front_end: dict
     data_source: str
-    extra: dict = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1))
@@ -97,6 +96,7 @@ class Preprocess:
         if "front_end" not in raw:
             raise GenreflowError(f"{path}: a bundle from an older genreflow (no 'front_end'); "
                                  "retrain the model (`dvc repro` or `genreflow train KIND`)")
+        raw.pop("extra", None)  # an always-empty field that earlier bundles carry
         return cls(**raw)
 
 

@@ -20,7 +20,3 @@ REGISTER_REPORT = Path("reports/register.json")
 FIGURES_DIR = Path("plots/figures")
 REPORT_DIR = Path("reports/report")
 
-
-def default_model_uri(model_name: str = "gtzan-genre-classifier") -> str:
-    """The registered champion that ``predict`` and the README's serve command use."""
-    return f"models:/{model_name}@champion"

@@ -13,13 +13,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from genreflow.config import AudioConfig
+from genreflow.config import AudioConfig, RegisterConfig
 from genreflow.errors import GenreflowError
 from genreflow.inference import BUNDLE_META, GenrePredictor
-from genreflow.paths import default_model_uri
 from genreflow.safe_text import printable
 
-DEFAULT_MODEL_URI = default_model_uri()
+DEFAULT_MODEL_URI = RegisterConfig().champion_uri  # params.yaml's register.model_name: cli.py
 
 
 @contextlib.contextmanager

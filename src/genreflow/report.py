@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genreflow.config import RegisterConfig
 from genreflow.split import SPLITS
 
 MODEL_FIGURES = ("learning_curves.png", "confusion_test.png", "confusion_val.png",
@@ -87,7 +88,7 @@ def _read_json(path: Path, problems: list[str]) -> dict | None:
     return data
 
 
-def collect(root: Path, models: list[str], model_name: str = "gtzan-genre-classifier",
+def collect(root: Path, models: list[str], model_name: str = RegisterConfig().model_name,
             metric: str = "val_track_accuracy") -> Summary:
     """Read the stage outputs under ``root`` for the model kinds in ``models``."""
     root = Path(root)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.config import Config, flatten
+from genreflow.config import Config, TrainConfig, flatten
+from genreflow.errors import TrialPruned
 from genreflow.inference import Preprocess
 from genreflow.kinds import get_kind
 from genreflow.kinds.base import Prepared, TrainContext
@@ -30,6 +31,15 @@ EPOCH_METRICS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "val_loss",
 
 HEADLINE = ("train_track_accuracy", "val_track_accuracy", "test_track_accuracy",
             "val_track_loss", "epochs", "best_epoch")
+
+
+@dataclass
+class Fit:
+    """What ``fit`` left: the curves, the epoch whose weights were restored, the time."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    seconds: float
 
 
 @dataclass
@@ -118,14 +128,14 @@ def train_model(
             result = _train(cfg, kind, Path(features_dir), Path(bundle_dir or Path(tmp) / "bundle"),
                             Path(report_dir or Path(tmp) / "reports"), overrides or {},
                             max_epochs, callbacks, evaluate_test, run.info.run_id, log)
+    except TrialPruned:  # a study stopped it early: a finished run, not a failed one
+        mlflow.set_tag("trial_state", "pruned")
+        mlflow.end_run("FINISHED")
+        raise
     except BaseException as exc:
-        pruned = type(exc).__name__ == "TrialPruned"
-        mlflow.set_tag("trial_state" if pruned else "error",
-                       "pruned" if pruned else
+        mlflow.set_tag("error",
                        f"{type(exc).__name__}: {scrub(exc, cfg.tracking.resolved_uri())}"[:4000])
-        status = "FINISHED" if pruned else "KILLED" if isinstance(exc, KeyboardInterrupt) \
-            else "FAILED"
-        mlflow.end_run(status)
+        mlflow.end_run("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     mlflow.end_run("FINISHED")
     if bundle_dir is None:
@@ -136,22 +146,45 @@ def train_model(
 def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: Path,
            overrides: dict, max_epochs: int | None, callbacks: Sequence, evaluate_test: bool,
            run_id: str, log: Callable[[str], None]) -> TrainResult:
+    """prepare -> fit -> evaluate -> write outputs, in the active run."""
+    import mlflow
+
+    mcfg = kind_settings(cfg, kind.name, overrides)
+    epochs = max_epochs or cfg.train.max_epochs
+    _log_settings(kind.name, mcfg, cfg.train, epochs)
+    prep, dataset = _prepare(cfg, kind, mcfg, features_dir, log)
+    fit = _fit(prep, mcfg, cfg.train, epochs, callbacks)
+    metrics, evals = _evaluate(prep, fit, evaluate_test)
+    pre = Preprocess(kind=kind.name, classes=prep.classes, front_end=prep.front_end,
+                     data_source=prep.data_source)
+    info = _write_outputs(prep, pre, fit.history, evals, metrics, run_id, bundle_dir, report_dir,
+                          fit.best_epoch)
+    # the logged model's page shows the final numbers and its dataset
+    mlflow.log_metrics(metrics, model_id=info.model_id, dataset=dataset)
+    mlflow.set_tag("keras_model_uri", info.model_uri)  # what register loads
+    log(f"{kind.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=fit.history)
+
+
+def _log_settings(name: str, mcfg, tcfg: TrainConfig, epochs: int) -> None:
+    """The kind's settings and the shared training settings as run parameters; the seed set."""
     import keras
     import mlflow
 
-    from genreflow.keras_parts import compile_model
-
-    name = kind.name
-    mcfg = kind_settings(cfg, name, overrides)
-    tcfg = cfg.train
-    epochs = max_epochs or tcfg.max_epochs
     keras.utils.set_random_seed(tcfg.seed)
     mlflow.log_params({**flatten(asdict(mcfg), "model."), "model.name": name,
                        "batch_size": tcfg.batch_size, "max_epochs": epochs,
                        "patience": tcfg.patience, "min_delta": tcfg.min_delta, "seed": tcfg.seed})
 
-    ctx = TrainContext(cfg=cfg, features_dir=features_dir, seed=tcfg.seed,
-                       batch_size=tcfg.batch_size, log=log)
+
+def _prepare(cfg: Config, kind, mcfg, features_dir: Path, log: Callable[[str], None]):
+    """The kind's data and compiled network, described on the run: ``(prep, dataset)``."""
+    import mlflow
+
+    from genreflow.keras_parts import compile_model
+
+    ctx = TrainContext(cfg=cfg, features_dir=features_dir, seed=cfg.train.seed,
+                       batch_size=cfg.train.batch_size, log=log)
     prep: Prepared = kind.prepare(ctx, mcfg)
     mlflow.set_tags({"data_source": prep.data_source, "split_digest": prep.split_digest})
     mlflow.log_params({**flatten(prep.front_end.get("features", {}), "features."),
@@ -160,44 +193,64 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
                        "n_params": int(prep.servable.count_params()),
                        "input_shape": "x".join(map(str, _input_shape(prep.example)))})
     dataset = _log_dataset(cfg, prep)
-    net = prep.net
-    compile_model(net, mcfg)
+    compile_model(prep.net, mcfg)
+    return prep, dataset
 
-    def val_track_accuracy() -> float:
-        return float((prep.track_probs("val").argmax(1) == prep.labels["val"].y).mean())
 
-    val_track_history: list[float] = []
+class EpochCurves:
+    """After each epoch: validation *track* accuracy added to Keras' logs, the curves logged
+    (MLflow steps are epochs counted from 1, as everywhere else), then the caller's
+    ``callbacks(epoch, logs)`` (tune's pruning report)."""
 
-    class EpochLogger(keras.callbacks.Callback):
-        """Per-epoch curves; MLflow steps are epochs counted from 1, as everywhere else."""
+    def __init__(self, prep: Prepared, callbacks: Sequence = ()) -> None:
+        self.prep, self.callbacks = prep, list(callbacks)
+        self.val_track_accuracy: list[float] = []
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            logs["val_track_accuracy"] = val_track_accuracy()
-            val_track_history.append(logs["val_track_accuracy"])
-            mlflow.log_metrics({EPOCH_METRICS[k]: float(v) for k, v in logs.items()
-                                if k in EPOCH_METRICS}, step=epoch + 1)
-            for cb in callbacks:
-                cb(epoch, logs)
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import mlflow
 
+        logs = dict(logs or {})
+        val = self.prep.track_probs("val").argmax(1) == self.prep.labels["val"].y
+        logs["val_track_accuracy"] = float(val.mean())
+        self.val_track_accuracy.append(logs["val_track_accuracy"])
+        mlflow.log_metrics({EPOCH_METRICS[k]: float(v) for k, v in logs.items()
+                            if k in EPOCH_METRICS}, step=epoch + 1)
+        for cb in self.callbacks:
+            cb(epoch, logs)
+
+
+def _fit(prep: Prepared, mcfg, tcfg: TrainConfig, epochs: int, callbacks: Sequence) -> Fit:
+    """Fit with early stopping on validation loss (best weights restored), the optional
+    plateau schedule, and the per-epoch curves."""
+    import keras
+
+    curves = EpochCurves(prep, callbacks)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=tcfg.patience,
                                             min_delta=tcfg.min_delta, restore_best_weights=True)
-    fit_callbacks = [stopper, EpochLogger()]
+    fit_callbacks = [stopper, keras.callbacks.LambdaCallback(on_epoch_end=curves.on_epoch_end)]
     if mcfg.lr_plateau:
         fit_callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.3, patience=mcfg.lr_plateau, min_delta=tcfg.min_delta))
     t0 = time.perf_counter()
-    hist = net.fit(**prep.train, validation_data=prep.val, epochs=epochs, verbose=2,
-                   callbacks=fit_callbacks)
-    train_seconds = time.perf_counter() - t0
+    hist = prep.net.fit(**prep.train, validation_data=prep.val, epochs=epochs, verbose=2,
+                        callbacks=fit_callbacks)
+    seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    history["val_track_accuracy"] = val_track_history
+    history["val_track_accuracy"] = curves.val_track_accuracy
     n_epochs = len(history.get("loss", []))
     # the epoch whose weights were restored (counted from 1); the last one if none was better
-    best_epoch = int(stopper.best_epoch) + 1 if stopper.best_weights is not None else n_epochs
+    best = int(stopper.best_epoch) + 1 if stopper.best_weights is not None else n_epochs
+    return Fit(history=history, best_epoch=best, seconds=seconds)
 
-    metrics: dict[str, float] = {"train_seconds": round(train_seconds, 2), "epochs": n_epochs,
-                                 "best_epoch": best_epoch}
+
+def _evaluate(prep: Prepared, fit: Fit, evaluate_test: bool) -> tuple[dict[str, float], dict]:
+    """Track-level numbers per split (test only when ``evaluate_test``), logged on the run:
+    ``(metrics, per-split evaluations with their probabilities)``."""
+    import mlflow
+
+    metrics: dict[str, float] = {"train_seconds": round(fit.seconds, 2),
+                                 "epochs": len(fit.history.get("loss", [])),
+                                 "best_epoch": fit.best_epoch}
     evals = {}
     for s in SPLITS:
         if s == "test" and not evaluate_test:
@@ -208,16 +261,7 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
         metrics[f"{s}_track_accuracy"] = evals[s]["accuracy"]
         metrics[f"{s}_track_loss"] = evals[s]["loss"]
     mlflow.log_metrics(metrics)
-
-    pre = Preprocess(kind=name, classes=prep.classes, front_end=prep.front_end,
-                     data_source=prep.data_source)
-    info = _write_outputs(prep, pre, history, evals, metrics, run_id, bundle_dir, report_dir,
-                          best_epoch)
-    # the logged model's page shows the final numbers and its dataset
-    mlflow.log_metrics(metrics, model_id=info.model_id, dataset=dataset)
-    mlflow.set_tag("keras_model_uri", info.model_uri)  # what register loads
-    log(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=history)
+    return metrics, evals
 
 
 def _log_dataset(cfg: Config, prep: Prepared):

@@ -22,16 +22,21 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from genreflow import train
+from genreflow.audio import read_source
 from genreflow.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
+from genreflow.errors import TrialPruned
 from genreflow.paths import FEATURES_DIR
 from genreflow.safe_text import redact, scrub
 from genreflow.study_report import write_study_report
-from genreflow.tracking import retry_store_setup
-
-if TYPE_CHECKING:
-    import optuna
+from genreflow.tracking import git_info, retry_store_setup, setup_mlflow
 
 OBJECTIVE_METRIC = "val_track_accuracy"
 Suggester = Callable[["optuna.Trial", TuneConfig], Any]
@@ -117,8 +122,6 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
 
     Creates the folder of a file-based SQLite storage if needed.
     """
-    import optuna
-
     url = tcfg.resolved_storage()
     prefix = "sqlite:///"
     if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
@@ -135,14 +138,13 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
     try:  # workers started together on a fresh database race to create Optuna's tables
         return retry_store_setup(open_storage)
     except Exception as exc:
-        raise ConfigError(f"{tcfg.storage_origin()}: cannot open {redact(url)!r} as an Optuna RDB storage "
-                          f"(expected e.g. sqlite:///optuna.db): {scrub(exc, url)}") from None
+        raise ConfigError(f"{tcfg.storage_origin()}: cannot open {redact(url)!r} as an Optuna "
+                          f"RDB storage (expected e.g. sqlite:///optuna.db): {scrub(exc, url)}"
+                          ) from None
 
 
 def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """A trial whose process died (no heartbeat) was set FAIL: end its MLflow runs FAILED too."""
-    from mlflow.tracking import MlflowClient
-
     run_id = trial.user_attrs.get("mlflow_run_id")
     if not run_id:
         return
@@ -169,8 +171,6 @@ def load_study(cfg: Config, model: str | None = None,
     workers sharing the study (several processes or machines) do not repeat each other.
     A stored study of another search space is refused (its trials would mislead TPE).
     """
-    import optuna
-
     name = study_name(cfg, model)
     ident = study_identity(cfg, space, model)
     study = optuna.create_study(
@@ -205,9 +205,6 @@ def study_summary(cfg: Config, model: str | None = None,
 
     Reads the stored study without creating it (``KeyError`` if there is none).
     """
-    import optuna
-    from optuna.trial import TrialState
-
     study = study or optuna.load_study(study_name=study_name(cfg, model),
                                        storage=cfg.tune.resolved_storage())
     trials = study.get_trials(deepcopy=False)
@@ -229,18 +226,7 @@ def study_summary(cfg: Config, model: str | None = None,
     return out
 
 
-# ------------------------------------------------------------------------------ figures
 # ---------------------------------------------------------------------------------- study
-def _child_run_id(client, experiment_id: str, parent_id: str, run_name: str) -> str | None:
-    """The nested run ``run_name`` under ``parent_id``, if ``train_model`` got to start it."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
-                      f"and attributes.run_name = '{run_name}'",
-        max_results=1)
-    return runs[0].info.run_id if runs else None
-
-
 def tune(
     cfg: Config,
     features_dir: Path = FEATURES_DIR,
@@ -261,125 +247,170 @@ def tune(
     Ctrl-C leaves the interrupted trial FAIL and this invocation's parent run KILLED.
     Writes ``out_dir/tune.json`` (plus figures and ``trials.csv``) when given.
     """
-    import mlflow
-    import optuna
-    from mlflow.tracking import MlflowClient
-
-    from genreflow import train
-    from genreflow.tracking import git_info, setup_mlflow
-
-    tcfg = cfg.tune
-    model = model or tcfg.model
-    _check(tcfg, model)
-    n_trials = tcfg.n_trials if n_trials is None else n_trials
-    timeout = tcfg.timeout if timeout is None else timeout
+    model = model or cfg.tune.model
+    _check(cfg.tune, model)
+    n_trials = cfg.tune.n_trials if n_trials is None else n_trials
+    timeout = cfg.tune.timeout if timeout is None else timeout
     space = SEARCH_SPACE if search_space is None else search_space
-
     prev_verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
-    study = load_study(cfg, model, pruner, space)
-    name = study.study_name
-    if "data_source" not in study.user_attrs:
-        from genreflow.audio import read_source
-
-        study.set_user_attr("data_source", read_source(cfg.data.dir).get("source", "unknown"))
-    data_source = study.user_attrs["data_source"]
-    n_before = len(study.trials)
-    log(f"study {name} in {redact(tcfg.resolved_storage())}: {n_before} stored trial(s); "
-        f"running up to {n_trials} more" + (f" within {timeout:g} s" if timeout else ""))
-
-    exp_id = setup_mlflow(cfg.tracking, cfg.train.experiment)
-    stores = (tcfg.resolved_storage(), cfg.tracking.resolved_uri())  # never in a message
-    client = MlflowClient()
-    params = {**flatten(asdict(tcfg), "tune."), "tune.model": model, "tune.n_trials": n_trials,
-              "tune.timeout": timeout, "tune.storage": redact(tcfg.resolved_storage()),
-              "tune.search_space": ",".join(space), "features_dir": str(features_dir)}
-    parent = mlflow.start_run(
-        run_name=f"study-{name}", nested=mlflow.active_run() is not None,
-        tags={"optuna_study": name, "model": model, "role": "optuna_study",
-              "data_source": data_source, "data_digest": study.user_attrs["data_digest"],
-              "optuna_trials_before": str(n_before), **git_info()})
-    parent_id = parent.info.run_id
-    mlflow.log_params(params)
-
-    ran: list[int] = []
-
-    def objective(trial: optuna.Trial) -> float:
-        ran.append(trial.number)  # other workers may add trials to the study meanwhile
-        overrides = suggest(trial, tcfg, space)
-        run_name = f"trial-{trial.number}"
-        seen: dict[str, str] = {}
-
-        def pruning_cb(epoch: int, logs: dict) -> None:
-            active = mlflow.active_run()
-            if active is not None and "run_id" not in seen:
-                seen["run_id"] = active.info.run_id  # stored at once: a killed process's
-                trial.set_user_attr("mlflow_run_id", seen["run_id"])  # run is found later
-            trial.report(float(logs[OBJECTIVE_METRIC]), epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(
-                    f"epoch {epoch}: {OBJECTIVE_METRIC}={logs[OBJECTIVE_METRIC]:.4f}")
-
-        def finish(state: str, run_id: str | None) -> None:
-            run_id = run_id or seen.get("run_id") or _child_run_id(client, exp_id, parent_id,
-                                                                   run_name)
-            if run_id is None:
-                return
-            trial.set_user_attr("mlflow_run_id", run_id)
-            for key, value in {"trial_state": state, "optuna_trial": str(trial.number),
-                               "optuna_study": name}.items():
-                client.set_tag(run_id, key, value)
-
-        log(f"{run_name}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in overrides.items()))
-        try:
-            result = train.train_model(
-                cfg, model, features_dir, overrides=overrides, max_epochs=tcfg.max_epochs,
-                callbacks=[pruning_cb], run_name=run_name, nested=True, evaluate_test=False,
-                log=log)
-        except optuna.TrialPruned:
-            finish("pruned", None)
-            log(f"{run_name}: pruned")
-            raise
-        except BaseException as exc:
-            finish("failed", None)
-            log(f"{run_name}: failed ({type(exc).__name__}: {scrub(exc, *stores)})")
-            raise
-        value = float(result.metrics[OBJECTIVE_METRIC])
-        finish("complete", result.run_id)
-        log(f"{run_name}: {OBJECTIVE_METRIC}={value:.4f}")
-        return value
-
     try:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                       gc_after_trial=True)
-        summary = study_summary(cfg, model, study)
-        summary["parent_run_id"] = parent_id
-        summary["trials_this_run"] = len(ran)
-        _log_parent(study, summary, out_dir, log)
-    except BaseException as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        mlflow.set_tag("error", f"{type(exc).__name__}: {scrub(exc, *stores)}"[:4000]
-                       if not interrupted
-                       else "interrupted")
-        mlflow.end_run("KILLED" if interrupted else "FAILED")
-        raise
+        study = _open_study(cfg, model, pruner, space, n_trials, timeout, log)
+        exp_id = setup_mlflow(cfg.tracking, cfg.train.experiment)
+        parent_id = _start_parent(cfg, study, model, n_trials, timeout, space, features_dir)
+        book = TrialBook(MlflowClient(), exp_id, parent_id, study.study_name)
+        objective = Objective(cfg, model, Path(features_dir), space, book, log)
+        summary = _run_study(study, objective, n_trials, timeout, out_dir, log)
     finally:
         optuna.logging.set_verbosity(prev_verbosity)
-    mlflow.end_run("FINISHED")
     best = (f"best {OBJECTIVE_METRIC}={summary['best_value']:.4f} (trial {summary['best_trial']}"
             f", {summary['best_params']})" if summary["best_value"] is not None
             else "no complete trial yet")
-    log(f"study {name}: {summary['n_trials']} trial(s) — {summary['n_complete']} complete, "
-        f"{summary['n_pruned']} pruned, {summary['n_failed']} failed; {best}")
+    log(f"study {study.study_name}: {summary['n_trials']} trial(s) — {summary['n_complete']} "
+        f"complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed; {best}")
     return summary
+
+
+def _open_study(cfg: Config, model: str, pruner, space: Mapping[str, Suggester], n_trials: int,
+                timeout: float | None, log: Callable[[str], None]) -> optuna.Study:
+    """The stored study (created or resumed), labelled with its data source."""
+    study = load_study(cfg, model, pruner, space)
+    if "data_source" not in study.user_attrs:
+        study.set_user_attr("data_source", read_source(cfg.data.dir).get("source", "unknown"))
+    log(f"study {study.study_name} in {redact(cfg.tune.resolved_storage())}: {len(study.trials)} stored "
+        f"trial(s); running up to {n_trials} more" + (f" within {timeout:g} s" if timeout else ""))
+    return study
+
+
+def _start_parent(cfg: Config, study: optuna.Study, model: str, n_trials: int,
+                  timeout: float | None, space: Mapping[str, Suggester],
+                  features_dir: Path) -> str:
+    """This invocation's parent run (``study-<name>``), with the tune settings as params."""
+    name = study.study_name
+    parent = mlflow.start_run(
+        run_name=f"study-{name}", nested=mlflow.active_run() is not None,
+        tags={"optuna_study": name, "model": model, "role": "optuna_study",
+              "data_source": study.user_attrs["data_source"],
+              "data_digest": study.user_attrs["data_digest"],
+              "optuna_trials_before": str(len(study.trials)), **git_info()})
+    mlflow.log_params({**flatten(asdict(cfg.tune), "tune."), "tune.model": model,
+                       "tune.n_trials": n_trials, "tune.timeout": timeout,
+                       "tune.storage": redact(cfg.tune.resolved_storage()),
+                       "tune.search_space": ",".join(space), "features_dir": str(features_dir)})
+    return parent.info.run_id
+
+
+def _run_study(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None,
+               out_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """Optimise, then log the summary on the parent run and end it: FINISHED, else FAILED
+    (KILLED when interrupted) with the reason."""
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                       gc_after_trial=True)
+        summary = study_summary(objective.cfg, objective.model, study)
+        summary["parent_run_id"] = objective.book.parent_id
+        summary["trials_this_run"] = len(objective.ran)
+        _log_parent(study, summary, out_dir, log)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        stores = (objective.cfg.tune.resolved_storage(), objective.cfg.tracking.resolved_uri())
+        mlflow.set_tag("error", f"{type(exc).__name__}: {scrub(exc, *stores)}"[:4000]
+                       if not interrupted else "interrupted")
+        mlflow.end_run("KILLED" if interrupted else "FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+    return summary
+
+
+class PruningReport:
+    """The epoch callback of one trial's training: records the trial's MLflow run at once
+    (a killed process's run is found later), reports the epoch's validation track accuracy
+    to Optuna and raises :class:`~genreflow.errors.TrialPruned` when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.run_id: str | None = None
+
+    def __call__(self, epoch: int, logs: dict) -> None:
+        active = mlflow.active_run()
+        if active is not None and self.run_id is None:
+            self.run_id = active.info.run_id
+            self.trial.set_user_attr("mlflow_run_id", self.run_id)
+        value = float(logs[OBJECTIVE_METRIC])
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise TrialPruned(f"epoch {epoch}: {OBJECTIVE_METRIC}={value:.4f}")
+
+
+class TrialBook:
+    """Each trial's outcome on its MLflow run (``trial_state``, trial number, study) and the
+    run on the trial (``mlflow_run_id``)."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, parent_id: str,
+                 study: str) -> None:
+        self.client, self.experiment_id = client, experiment_id
+        self.parent_id, self.study = parent_id, study
+
+    def finish(self, trial: optuna.Trial, state: str, run_id: str | None) -> None:
+        """Record ``state``; the trial's run is ``run_id``, else found by name under the
+        parent (none when training failed before it started one)."""
+        run_id = run_id or self._child_run_id(f"trial-{trial.number}")
+        if run_id is None:
+            return
+        trial.set_user_attr("mlflow_run_id", run_id)
+        for key, value in {"trial_state": state, "optuna_trial": str(trial.number),
+                           "optuna_study": self.study}.items():
+            self.client.set_tag(run_id, key, value)
+
+    def _child_run_id(self, run_name: str) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}' "
+                          f"and attributes.run_name = '{run_name}'",
+            max_results=1)
+        return runs[0].info.run_id if runs else None
+
+
+class Objective:
+    """One trial: draw the settings, train a nested run on train/validation, return the
+    best epoch's validation track accuracy (pruned and failed trials recorded, re-raised)."""
+
+    def __init__(self, cfg: Config, model: str, features_dir: Path,
+                 space: Mapping[str, Suggester], book: TrialBook,
+                 log: Callable[[str], None]) -> None:
+        self.cfg, self.model, self.features_dir = cfg, model, features_dir
+        self.space, self.book, self.log = space, book, log
+        self.ran: list[int] = []  # this invocation's trials (other workers may add others)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.ran.append(trial.number)
+        overrides = suggest(trial, self.cfg.tune, self.space)
+        run_name, report = f"trial-{trial.number}", PruningReport(trial)
+        self.log(f"{run_name}: " + ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in overrides.items()))
+        try:  # train.train_model looked up now: tests replace it
+            result = train.train_model(
+                self.cfg, self.model, self.features_dir, overrides=overrides,
+                max_epochs=self.cfg.tune.max_epochs, callbacks=[report], run_name=run_name,
+                nested=True, evaluate_test=False, log=self.log)
+        except TrialPruned as exc:
+            self.book.finish(trial, "pruned", report.run_id)
+            self.log(f"{run_name}: pruned")
+            raise optuna.TrialPruned(str(exc)) from exc
+        except BaseException as exc:
+            self.book.finish(trial, "failed", report.run_id)
+            stores = (self.cfg.tune.resolved_storage(), self.cfg.tracking.resolved_uri())
+            self.log(f"{run_name}: failed ({type(exc).__name__}: {scrub(exc, *stores)})")
+            raise
+        value = float(result.metrics[OBJECTIVE_METRIC])
+        self.book.finish(trial, "complete", result.run_id)
+        self.log(f"{run_name}: {OBJECTIVE_METRIC}={value:.4f}")
+        return value
 
 
 def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | None,
                 log: Callable[[str], None]) -> None:
     """Metrics, best parameters, figures, ``trials.csv`` and ``tune.json`` on the parent run."""
-    import mlflow
-
     metrics = {k: float(summary[k]) for k in ("n_trials", "n_complete", "n_pruned", "n_failed")}
     if summary["best_value"] is not None:
         metrics["best_value"] = float(summary["best_value"])

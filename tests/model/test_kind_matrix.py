@@ -26,6 +26,7 @@ import requests
 import yaml
 
 from conftest import TINY_GENRES
+from genreflow.config import RegisterConfig
 from genreflow.kinds import kind_names
 from tests_helpers import SMALL_KINDS, TINY_PIPELINE, free_port, merge_params, wait_for_http
 
@@ -120,7 +121,7 @@ def test_every_kind_goes_from_training_to_a_served_champion(kind, tiny_data, tin
     _genreflow(project, "register")
     decision = json.loads((project / "reports" / "register.json").read_text())
     assert (decision["alias"], decision["model_kind"]) == ("champion", kind), decision
-    champion = "models:/gtzan-genre-classifier@champion"
+    champion = RegisterConfig().champion_uri
 
     clip = next(Path(tiny_data).glob("blues/*"))
     predicted = _json_out(_genreflow(project, "predict", "--model", champion, "--json",

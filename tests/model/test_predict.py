@@ -105,3 +105,72 @@ def test_format_table_shapes():
     assert lines[2].index("rock") == lines[0].index("#2")
     assert lines[-1].startswith("b.wav") and "error: b.wav: not a readable" in lines[-1]
     assert format_table([]) == "(no files)"
+
+
+def test_predict_and_serve_find_the_champion_of_the_model_params_names(tiny_project, tmp_path):
+    """register.model_name is the one name: renamed in params.yaml, the model is registered
+    under it, and `genreflow predict` and `genreflow serve` without a model find its champion;
+    params that do not rename it look for the built-in name, and say so."""
+    import base64
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from dataclasses import replace
+
+    import requests
+    import yaml
+
+    from genreflow.config import RegisterConfig
+    from genreflow.predict import predict_files
+    from genreflow.register import register_best
+    from genreflow.train import train_model
+    from tests_helpers import free_port, wait_for_http
+
+    cfg, feat_dir = tiny_project
+    train_model(cfg, "segcnn", feat_dir, log=lambda m: None)
+    cfg.register = replace(cfg.register, model_name="my-genres")
+    assert register_best(cfg, tmp_path / "split.csv", log=lambda m: None).alias == "champion"
+    tracking = {"uri": cfg.tracking.uri, "artifact_root": cfg.tracking.artifact_root}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"register": {"model_name": "my-genres"}, "tracking": tracking}))
+    (tmp_path / "unnamed.yaml").write_text(yaml.safe_dump({"tracking": tracking}))
+    song = write_tone(tmp_path / "in" / "song.wav", seconds=3.0)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    cli = [sys.executable, "-m", "genreflow.cli"]
+
+    def predict(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, "predict", str(song), "--json", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=600)
+
+    found = predict()
+    assert found.returncode == 0, found.stderr[-2000:]
+    (row,) = json.loads(found.stdout)
+    expected = predict_files([song], model_uri="models:/my-genres@champion")[0]
+    assert row["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-5)
+    unnamed = predict("--params", "unnamed.yaml")
+    assert unnamed.returncode == 1
+    assert f"cannot load model {RegisterConfig().champion_uri!r}" in unnamed.stderr
+
+    port, log = free_port(), tmp_path / "serve.log"
+    server = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}/ping", server, time.monotonic() + 180, log)
+        body = {"dataframe_split": {"columns": ["audio"], "data": [
+            [base64.b64encode(song.read_bytes()).decode("ascii")]]}}
+        r = requests.post(f"{base}/invocations", json=body, timeout=60)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+    assert r.status_code == 200, r.text[:500]
+    served = r.json()["predictions"][0]
+    assert served["genre"] == row["genre"]
+    assert served["probability"] == pytest.approx(row["probability"], abs=1e-4)

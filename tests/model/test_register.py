@@ -14,7 +14,26 @@ import pytest
 from mlflow import MlflowClient
 
 from genreflow.errors import GenreflowError
-from genreflow.register import Score, best_run, decide, register_best
+from genreflow.inference import GenrePredictor
+from genreflow.register import (
+    Candidate,
+    Champion,
+    Decision,
+    Score,
+    SplitRows,
+    Verdict,
+    current_champion,
+    decide,
+    decide_alias,
+    publish,
+    ranked_runs,
+    read_split,
+    register_best,
+    score_candidate,
+    score_on_audio,
+    select,
+    write_register_json,
+)
 from genreflow.train import train_model
 from tests_helpers import all_settings, with_kind  # noqa: E402
 
@@ -175,8 +194,6 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
 
 def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, tmp_path,
                                                                  monkeypatch):
-    from genreflow.inference import GenrePredictor
-
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
     cfg.train = replace(cfg.train, max_epochs=8, patience=8)
@@ -197,6 +214,14 @@ def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, t
                         lambda self, **_: {"segcnn": 500.0, "cnn": 20.0}[self.pre.kind])
     cfg.register = replace(cfg.register, max_latency_ms=100)
     logs = []
+    # select alone: the ranked runs, the first within the budget
+    ident = read_split(manifest, cfg.data.dir).ident
+    runs = ranked_runs(cfg.register.metric, ident["data_digest"], ident["split_digest"],
+                       [cfg.train.experiment])
+    picked = select(runs, 100, tmp_path / "select", logs.append)
+    assert (picked.kind, picked.latency_ms, picked.run_id) == ("cnn", 20.0, runs[1].info.run_id)
+    assert (picked.bundle / "model.keras").is_file() and picked.predictor.pre.kind == "cnn"
+    logs.clear()
     fast = register_best(cfg, manifest, log=logs.append)
     assert any("passed over run" in m and "(segcnn): 500 ms" in m for m in logs)
     # the slower champion is better on validation but over the budget: it does not block
@@ -250,7 +275,9 @@ def test_register_ignores_other_data(tiny_project, tmp_path):
         register_best(cfg, tmp_path / "split.csv", log=quiet)
 
 
-def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
+def test_ranked_runs_best_first_on_this_data_and_split_only(tiny_project):
+    """select's ranking: finished, non-pruned runs of this data and split, best metric first,
+    ties to the lower validation loss."""
     import mlflow
 
     from genreflow.tracking import setup_mlflow
@@ -267,8 +294,15 @@ def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
         with mlflow.start_run(run_name=name, tags={**base, **extra}) as run:
             mlflow.log_metrics({"val_track_accuracy": acc, "val_track_loss": loss})
         ids[name] = run.info.run_id
-    assert best_run(cfg, "d1", "s1", [cfg.train.experiment]).info.run_id == \
-        ids["older-better-loss"]
+    ranked = ranked_runs(cfg.register.metric, "d1", "s1", [cfg.train.experiment])
+    assert ranked[0].info.run_id == ids["older-better-loss"]
+    assert [r.info.run_id for r in ranked] == [ids["older-better-loss"], ids["newer"],
+                                               ids["worse"]]
+    with pytest.raises(GenreflowError, match="no finished run with metric 'val_track_accuracy' "
+                                             "on the current data"):
+        ranked_runs(cfg.register.metric, "d1", "s3", [cfg.train.experiment])
+    with pytest.raises(GenreflowError, match="no MLflow experiment among"):
+        ranked_runs(cfg.register.metric, "d1", "s1", ["nobody-trained-here"])
 
 
 def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
@@ -290,3 +324,136 @@ def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "champion"
+
+
+# ------------------------------------------------------------------- the steps, one by one
+def _registry(cfg, tmp_path, versions: list[dict], champion: int | None = None):
+    """A registry in tmp_path with one version per tag set (a folder as each one's model)."""
+    from genreflow.tracking import setup_mlflow
+
+    setup_mlflow(cfg.tracking, cfg.train.experiment)
+    client, name = MlflowClient(), cfg.register.model_name
+    client.create_registered_model(name)
+    for i, tags in enumerate(versions, 1):
+        (tmp_path / f"v{i}").mkdir()
+        client.create_model_version(name, source=str(tmp_path / f"v{i}"), tags=tags)
+    if champion is not None:
+        client.set_registered_model_alias(name, "champion", str(champion))
+    return client, name
+
+
+def test_decide_alias_applies_the_rule_against_whoever_holds_the_alias_now(tiny_project,
+                                                                          tmp_path):
+    cfg, _ = tiny_project
+    ident = {"data_digest": "d1", "split_digest": "s1", "classes": "a,b"}
+    metric = cfg.register.metric
+    client, name = _registry(cfg, tmp_path, [
+        {**ident, metric: "0.5", "val_track_loss": "0.9"},          # v1: scored here below
+        {**ident, metric: "0.95", "val_track_loss": "0.1"},         # v2: better, recorded
+        {**ident},                                                   # v3: records no score
+        {**ident, "data_digest": "d0", metric: "1.0"}], champion=1)  # v4: other data
+    ours = Score(0.8, 0.4, 10)
+    v1 = current_champion(client, name)
+    found = Champion(v1, score=Score(0.5, 0.9, 10))
+    logs = []
+    same = decide_alias(client, name, metric, ours, found, "r", ident, logs.append)
+    assert (same.alias, same.champion.number, logs) == ("champion", "1", [])
+    assert same.reason == decide(ours, found.score)[1] and "beats the champion's 0.5000" in \
+        same.reason
+    # a mismatch (found while scoring) decides, whatever the scores
+    blocked = decide_alias(client, name, metric, Score(0.1, 2.0, 10),
+                           Champion(v1, score=Score(0.9, 0.1, 10), mismatch="other classes"),
+                           "r", ident, logs.append)
+    assert (blocked.alias, blocked.reason) == ("champion", "other classes")
+    # the candidate's own version holds the alias: nothing to compare
+    already = decide_alias(client, name, metric, ours, Champion(v1, score=ours, already=True),
+                           "r", ident, logs.append)
+    assert already.alias == "champion" and "run r is already the champion (version 1)" in \
+        already.reason
+    # another `register` moved the alias while this one scored v1: v2's recorded scores decide
+    for moved_to, alias, why in [("2", "challenger", "does not beat the champion's 0.9500"),
+                                 ("3", "champion", f"version 3 records no {metric}"),
+                                 ("4", "champion", "other data (digest d0; now d1)")]:
+        client.set_registered_model_alias(name, "champion", moved_to)
+        logs.clear()
+        moved = decide_alias(client, name, metric, ours, found, "r", ident, logs.append)
+        assert (moved.alias, moved.champion.number) == (alias, moved_to), moved.reason
+        assert why in moved.reason
+        assert logs == [f"the champion moved to version {moved_to} while this run was scoring: "
+                        f"{moved.reason}"]
+
+
+def test_publish_sets_the_alias_keeps_the_reason_and_says_who_holds_champion(tiny_project,
+                                                                            tmp_path):
+    cfg, _ = tiny_project
+    ident = {"data_digest": "d1", "split_digest": "s1", "classes": "a,b"}
+    client, name = _registry(cfg, tmp_path, [
+        {**ident, "model_kind": "segcnn", "run_id": "r1", "test_track_accuracy": "0.7",
+         "latency_ms_30s": "42"}], champion=1)
+    held = Champion(current_champion(client, name), score=Score(0.9, 0.2, 10))
+    (tmp_path / "new").mkdir()
+    ours = Score(0.6, 0.8, 10)
+    lost = Verdict("challenger", "validation 0.6000 does not beat", held)
+    version = publish(client, name, lost, ours, existing=None, model_uri=str(tmp_path / "new"),
+                      tags={**ident, "model_kind": "cnn", "run_id": "r2"})
+    assert version == "2"
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    new = client.get_model_version(name, "2")
+    assert new.tags["run_id"] == "r2" and new.tags["classes"] == "a,b"
+    assert new.tags["decision"] == ("challenger: validation 0.6000 does not beat "
+                                    "(candidate 0.6000, champion 0.9000)")
+    decision = Decision(version=version, alias="challenger", reason=lost.reason, run_id="r2",
+                        model_kind="cnn", candidate_val=ours, champion_val=held.score,
+                        test_track_accuracy=0.5, previous_champion="1", latency_ms=3.0)
+    write_register_json(tmp_path / "out" / "register.json", decision, lost, name, "synthetic")
+    saved = json.loads((tmp_path / "out" / "register.json").read_text())
+    assert saved["version"] == "2" and saved["champion_version"] == "1"
+    assert saved["champion"] == {"version": "1", "model_kind": "segcnn", "run_id": "r1",
+                                 "val_track_accuracy": 0.9, "test_track_accuracy": 0.7,
+                                 "latency_ms": 42.0}
+    assert saved["model_name"] == name and saved["data_source"] == "synthetic"
+    # the same version again, now the champion already: the alias stays, the reason is kept
+    again = publish(client, name, Verdict("champion", "already", Champion(
+        client.get_model_version(name, "2"), score=ours, already=True)), ours,
+        existing=client.get_model_version(name, "2"), model_uri=None, tags={})
+    assert again == "2"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    assert client.get_model_version(name, "2").tags["decision"] == new.tags["decision"]
+    assert len(client.search_model_versions(f"name = '{name}'")) == 2
+
+
+def test_scores_come_from_raw_audio_by_genre_name(tiny_project, tmp_path):
+    """score: the bundle's answers on decoded clips; a refused clip is skipped (and said), a
+    genre the model does not know counts as wrong at loss -log 1e-7."""
+    import numpy as np
+    import pandas as pd
+
+    cfg, feat_dir = tiny_project
+    run = train_model(cfg, "segcnn", feat_dir, bundle_dir=tmp_path / "bundle", log=quiet)
+    predictor = GenrePredictor.from_bundle(tmp_path / "bundle")
+    rows = read_split(tmp_path / "split.csv", cfg.data.dir)
+    assert set(rows.val["split"]) == {"val"} and set(rows.test["split"]) == {"test"}
+    assert rows.ident["classes"] == "blues,classical,metal"
+    logs = []
+    val = score_on_audio(predictor, rows.val, cfg.audio, logs.append)
+    assert val.accuracy == pytest.approx(run.metrics["val_track_accuracy"])
+    assert val.n_tracks == len(rows.val) and not logs
+    (tmp_path / "bad.wav").write_bytes(b"RIFF" + bytes(100))
+    other = pd.DataFrame({"path": [rows.val["path"].iloc[0], str(tmp_path / "bad.wav")],
+                          "genre": ["jazz", "blues"]})
+    odd = score_on_audio(predictor, other, cfg.audio, logs.append)
+    assert (odd.accuracy, odd.n_tracks) == (0.0, 1)
+    assert odd.loss == pytest.approx(-np.log(1e-7))
+    assert len(logs) == 1 and logs[0].startswith(f"skipped {tmp_path / 'bad.wav'}")
+    with pytest.raises(GenreflowError, match="no split manifest; run `dvc repro split`"):
+        read_split(tmp_path / "nowhere.csv", cfg.data.dir)
+
+    logs.clear()
+    both = score_candidate(Candidate(None, tmp_path / "bundle", predictor, 1.0),
+                           SplitRows(rows.val, rows.test, rows.ident), cfg.audio, logs.append)
+    assert both[0] == val and both[1].n_tracks == len(rows.test)
+    assert both[1].accuracy == pytest.approx(run.metrics["test_track_accuracy"])
+    assert [m.split(":")[0] for m in logs] == ["candidate on validation from raw audio",
+                                               "test track accuracy of the candidate "
+                                               "(for the record)"]

@@ -293,6 +293,7 @@ def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch
     from typer.testing import CliRunner
 
     from genreflow.cli import app
+    from genreflow.config import RegisterConfig
 
     before = mlflow.get_tracking_uri()  # an earlier test in this process may have set one
     absent = tmp_path / "mlflow.db"  # its folder exists: SQLite would create it
@@ -301,9 +302,9 @@ def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch
     try:
         song = write_tone(tmp_path / "song.wav", seconds=3.0)
         result = CliRunner().invoke(app, ["predict", str(song), "--model",
-                                          "models:/gtzan-genre-classifier@champion",
+                                          RegisterConfig().champion_uri,
                                           "--params", str(tmp_path / "none.yaml")])
-        served = CliRunner().invoke(app, ["serve", "models:/gtzan-genre-classifier@champion",
+        served = CliRunner().invoke(app, ["serve", RegisterConfig().champion_uri,
                                           "--port", str(free_port()),
                                           "--params", str(tmp_path / "none.yaml")])
     finally:

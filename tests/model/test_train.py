@@ -100,6 +100,31 @@ def test_interrupted_run_ends_killed_and_leaves_others(tiny_project):
     assert sorted(status.values()) == ["FINISHED", "KILLED"]
 
 
+def test_pruning_is_a_type_not_a_name(tiny_project):
+    """A callback raising genreflow's TrialPruned ends the run early and FINISHED, tagged
+    pruned; another exception that merely shares the name is a failure like any other."""
+    from genreflow.errors import TrialPruned
+
+    class TrialPrunedElsewhere(Exception):
+        pass
+
+    TrialPrunedElsewhere.__name__ = "TrialPruned"
+    cfg, feat_dir = tiny_project
+    for raised in (TrialPruned("epoch 0: too low"), TrialPrunedElsewhere("not ours")):
+        def stop(epoch, logs, raised=raised):
+            raise raised
+
+        with pytest.raises(type(raised)):
+            train_model(cfg, "segcnn", feat_dir, callbacks=[stop], log=quiet)
+    client = MlflowClient(cfg.tracking.uri)
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id],
+                              order_by=["attributes.start_time ASC"])
+    assert [(r.info.status, r.data.tags.get("trial_state"), r.data.tags.get("error"))
+            for r in runs] == [("FINISHED", "pruned", None),
+                               ("FAILED", None, "TrialPruned: not ours")]
+    assert not any(k.endswith("_track_accuracy") for k in runs[0].data.metrics)
+
+
 def test_inception_imagenet_offline_says_how_to_supply(tiny_project, monkeypatch, tmp_path):
     import socket
 

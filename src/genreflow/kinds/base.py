@@ -134,8 +134,6 @@ class ModelKind:
 
     name: ClassVar[str]
     Config: ClassVar[type[KindConfig]] = KindConfig
-    #: stage outputs besides the split manifest that training reads (for docs and checks)
-    reads: ClassVar[tuple[str, ...]] = ("features",)
 
     def check(self, mcfg: KindConfig) -> None:
         """Cross-field checks that need the kind (raise :class:`ConfigError`)."""

@@ -92,8 +92,6 @@ def mp3_copies(fs, p: float):
 class LogMelKind(ModelKind):
     """Base of the kinds fed by ``artifacts/features``; subclasses define the windows."""
 
-    reads = ("features",)
-
     def window_frames(self, feat: FeaturesConfig) -> int:
         raise NotImplementedError
 

@@ -97,7 +97,6 @@ def base_model(variant: str, layer: str):
 class Musicnn(ModelKind):
     name = "musicnn"
     Config = MusicnnConfig
-    reads = ("embeddings",)
 
     def embed(self, cfg, manifest: pd.DataFrame, out_dir: Path, data_source: str,
               log=print) -> dict:
