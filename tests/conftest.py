@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.tfenv import set_tf_environment
+from genreflow.core.tfenv import set_tf_environment
 
 set_tf_environment()
 
@@ -55,7 +55,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def tiny_config(root: Path, data_dir: Path):
     """A config shrunk for tests: short clips and segments, 2 epochs, tracking in ``root``."""
-    from genreflow.config import Config
+    from genreflow.core.config import Config
     from tests_helpers import all_settings
 
     cfg = Config()
@@ -102,9 +102,11 @@ def tiny_project(tiny_data: Path, tiny_features: Path, tmp_path: Path, monkeypat
 
 def prepare_features(cfg, root: Path) -> Path:
     """Validate, split and featurise ``cfg.data``; the features folder under ``root``."""
-    from genreflow.features import compute_features, write_features
-    from genreflow.split import make_split, split_digest
-    from genreflow.validate import validate_dataset
+    from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
+    from genreflow.stages.features import compute_features
+    from genreflow.stages.split import make_split
+    from genreflow.stages.validate import validate_dataset
 
     quiet = lambda m: None  # noqa: E731
     report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet, audio=cfg.audio)

@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 data_app = typer.Typer(no_args_is_help=True, help="Bring audio into data/ (tracked by data.dvc).")
 app.add_typer(data_app, name="data")
 
-from genreflow import paths  # noqa: E402  (light: constants only)
+from genreflow.core import paths  # noqa: E402  (light: constants only)
 
 Params = Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")]
 PARAMS_DEFAULT = Path("params.yaml")
@@ -26,7 +26,7 @@ PARAMS_DEFAULT = Path("params.yaml")
 @app.callback()
 def _quiet_tensorflow() -> None:
     """TensorFlow's environment (quiet start-up, oneDNN kernels) before any stage imports it."""
-    from genreflow.tfenv import set_tf_environment
+    from genreflow.core.tfenv import set_tf_environment
 
     set_tf_environment()
 
@@ -34,7 +34,7 @@ def _quiet_tensorflow() -> None:
 def _load_tensorflow() -> None:
     """Import TensorFlow now, with its start-up notices (oneDNN, absl) kept off stderr: for the
     commands that train, embed or score models (a later plain ``import keras`` would print them)."""
-    from genreflow.quiet import import_tensorflow
+    from genreflow.core.quiet import import_tensorflow
 
     import_tensorflow()
 
@@ -55,7 +55,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genreflow.errors import GenreflowError
+        from genreflow.core.errors import GenreflowError
 
         try:
             return fn(*args, **kwargs)
@@ -72,7 +72,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _cfg(params: Path):
-    from genreflow.config import load_config
+    from genreflow.core.config import load_config
 
     return load_config(params)
 
@@ -137,7 +137,7 @@ def validate(params: Params = PARAMS_DEFAULT,
              out: Annotated[Path, typer.Option(help="Report folder.")] = paths.VALIDATE_REPORTS,
              ) -> None:
     """Stage 1: decode every clip; report and exclude the unusable ones (Fig. 6)."""
-    from genreflow.validate import format_table, validate_dataset, write_report
+    from genreflow.stages.validate import format_table, validate_dataset, write_report
 
     cfg = _cfg(params)
     report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers, log=_log,
@@ -155,8 +155,8 @@ def split(params: Params = PARAMS_DEFAULT,
           manifest: Path = paths.SPLIT_MANIFEST,
           out: Path = paths.SPLIT_REPORTS) -> None:
     """Stage 2: choose genres, balance, split by track (Fig. 7)."""
-    from genreflow.errors import require
-    from genreflow.split import format_table, make_split, write_split
+    from genreflow.core.errors import require
+    from genreflow.stages.split import format_table, make_split, write_split
 
     cfg = _cfg(params)
     rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
@@ -176,16 +176,17 @@ def features(params: Params = PARAMS_DEFAULT,
 
     import pandas as pd
 
-    from genreflow.audio import read_source
-    from genreflow.errors import require
-    from genreflow.features import compute_features, write_features
+    from genreflow.audio.decode import read_source
+    from genreflow.core.errors import require
+    from genreflow.models.featurestore import write_features
+    from genreflow.stages.features import compute_features
 
     cfg = _cfg(params)
     table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
     t0 = time.perf_counter()
     feats, classes, failed = compute_features(table, cfg.features, log=_log)
     elapsed = time.perf_counter() - t0
-    from genreflow.split import split_digest
+    from genreflow.models.splits import split_digest
 
     meta = write_features(feats, classes, failed, cfg.features,
                           read_source(cfg.data.dir).get("source", "unknown"), out,
@@ -204,22 +205,14 @@ def embed(params: Params = PARAMS_DEFAULT,
     _load_tensorflow()
     import pandas as pd
 
-    from genreflow.audio import read_source
-    from genreflow.kinds import check_models, get_kind
+    from genreflow.core.errors import require
+    from genreflow.kinds import check_models
+    from genreflow.stages.embed import embed_all
 
     cfg = _cfg(params)
-    from genreflow.errors import require
-
     check_models(cfg.train)
     table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
-    out.mkdir(parents=True, exist_ok=True)
-    done = {}
-    for name in cfg.train.models:
-        meta = get_kind(name).embed(cfg, table, out / name,
-                                    read_source(cfg.data.dir).get("source", "unknown"), log=_log)
-        if meta is not None:
-            done[name] = {"clips": len(meta["clips"]["clip_id"]), "failed": len(meta["failed"])}
-    (out / "index.json").write_text(json.dumps(done, indent=1))
+    done = embed_all(cfg, table, out, log=_log)
     typer.echo(f"embeddings: {done or 'no kind in train.models needs any'}")
 
 
@@ -229,8 +222,8 @@ def figures(params: Params = PARAMS_DEFAULT,
             report: Path = paths.VALIDATE_REPORT,
             out: Path = paths.FIGURES_DIR) -> None:
     """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
-    from genreflow.errors import require
-    from genreflow.figures import make_figures
+    from genreflow.core.errors import require
+    from genreflow.stages.figures import make_figures
 
     cfg = _cfg(params)
     rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
@@ -250,7 +243,7 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
           ) -> None:
     """Stage 5: train one model; log params, curves, confusion matrices and model to MLflow."""
     _load_tensorflow()
-    from genreflow.train import train_model
+    from genreflow.stages.train import train_model
 
     cfg = _cfg(params)
     from genreflow.kinds import check_models, settings
@@ -273,7 +266,7 @@ def tune(params: Params = PARAMS_DEFAULT,
          out: Path = paths.TUNE_REPORTS) -> None:
     """Optuna study over optimiser and learning rate; resumes a stored study."""
     _load_tensorflow()
-    from genreflow.tune import tune as run_study
+    from genreflow.stages.tune import tune as run_study
 
     cfg = _cfg(params)
     summary = run_study(cfg, features_dir, n_trials=n_trials, timeout=timeout, model=model,
@@ -288,7 +281,7 @@ def register(params: Params = PARAMS_DEFAULT,
              out: Path = paths.REGISTER_REPORT) -> None:
     """Register the best run (by validation) and move `champion` if it wins."""
     _load_tensorflow()
-    from genreflow.register import register_best
+    from genreflow.stages.register import register_best
 
     cfg = _cfg(params)
     d = register_best(cfg, manifest, out=out, log=_log)
@@ -304,7 +297,8 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
                out: Annotated[Path, typer.Option(help="Folder of index.html and champion.json.")]
                = paths.REPORT_DIR) -> None:
     """Summary page (offline HTML) and table: every model's track accuracy, the champion."""
-    from genreflow.report import collect, terminal_table, write_report
+    from genreflow.stages.report.summary import collect
+    from genreflow.stages.report.write import terminal_table, write_report
 
     cfg = _cfg(params)
     summary = collect(root, list(cfg.train.models), cfg.register.model_name, cfg.register.metric)
@@ -328,10 +322,10 @@ def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local m
     audio.max_request_mb get 413 before they are read, a missing Content-Type (or curl -d's
     form type) means JSON,
     and errors carry genreflow's one-line message and a `reason` class."""
-    from genreflow.server import serve as run_server
+    from genreflow.serving.http import serve as run_server
 
     if params.exists():
-        from genreflow.config import load_config
+        from genreflow.core.config import load_config
 
         os.environ.setdefault("MLFLOW_TRACKING_URI", load_config(params).tracking.resolved_uri())
     run_server(model, host=host, port=port, workers=workers, timeout=timeout)
@@ -348,11 +342,11 @@ def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, 
     """Predict the genre of local audio files (Fig. 12).
 
     Exits 1 when any file was refused (the others are still answered)."""
-    from genreflow.predict import format_table, predict_files
+    from genreflow.serving.predict import format_table, predict_files
 
     audio = None
     if params.exists():
-        from genreflow.config import load_config
+        from genreflow.core.config import load_config
 
         cfg = load_config(params)
         os.environ.setdefault("MLFLOW_TRACKING_URI", cfg.tracking.resolved_uri())

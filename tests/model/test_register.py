@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 from mlflow import MlflowClient
 
-from genreflow.errors import GenreflowError
-from genreflow.register import Score, best_run, decide, register_best
-from genreflow.train import train_model
+from genreflow.core.errors import GenreflowError
+from genreflow.stages.register import Score, best_run, decide, register_best
+from genreflow.stages.train import train_model
 from tests_helpers import all_settings, with_kind  # noqa: E402
 
 quiet = lambda m: None  # noqa: E731
@@ -34,7 +34,7 @@ def test_decide_rule():
 
 
 def test_mismatch_names_what_differs():
-    from genreflow.register import _mismatch
+    from genreflow.stages.register import _mismatch
 
     now = {"data_digest": "d1", "split_digest": "s1", "classes": "blues,rock"}
     assert _mismatch(dict(now), now) is None
@@ -48,9 +48,11 @@ def test_mismatch_names_what_differs():
 
 def _prepare(cfg, root):
     """validate, split and features of ``cfg.data.dir`` into ``root``: the manifest path."""
-    from genreflow.features import compute_features, write_features
-    from genreflow.split import make_split, split_digest
-    from genreflow.validate import validate_dataset
+    from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
+    from genreflow.stages.features import compute_features
+    from genreflow.stages.split import make_split
+    from genreflow.stages.validate import validate_dataset
 
     report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet)
     manifest = make_split(report, cfg.split, cfg.data, log=quiet)
@@ -104,8 +106,8 @@ def test_champion_moved_by_a_concurrent_register_is_not_overwritten(tiny_project
     applied again against the new champion's recorded scores before the alias moves."""
     import pandas as pd
 
-    from genreflow.split import split_digest
-    from genreflow.tracking import data_digest
+    from genreflow.models.splits import split_digest
+    from genreflow.tracking.store import data_digest
 
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
@@ -175,7 +177,7 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
 
 def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, tmp_path,
                                                                  monkeypatch):
-    from genreflow.inference import GenrePredictor
+    from genreflow.serving.predictor import GenrePredictor
 
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
@@ -253,7 +255,7 @@ def test_register_ignores_other_data(tiny_project, tmp_path):
 def test_best_run_ties_go_to_lower_validation_loss(tiny_project):
     import mlflow
 
-    from genreflow.tracking import setup_mlflow
+    from genreflow.tracking.store import setup_mlflow
 
     cfg, _ = tiny_project
     setup_mlflow(cfg.tracking, cfg.train.experiment)
@@ -283,7 +285,7 @@ def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
     tests = Path(__file__).resolve().parents[1]
     code = (f"import sys; sys.path.insert(0, {str(tests)!r})\n"
             "from pathlib import Path\nfrom conftest import tiny_config\n"
-            "from genreflow.register import register_best\n"
+            "from genreflow.stages.register import register_best\n"
             f"cfg = tiny_config(Path({str(tmp_path)!r}), Path({str(cfg.data.dir)!r}))\n"
             f"print(register_best(cfg, {str(tmp_path / 'split.csv')!r}, log=print).alias)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
-from genreflow.audio import AUDIO_EXTENSIONS
-from genreflow.config import GTZAN_GENRES
+from genreflow.audio.decode import AUDIO_EXTENSIONS
+from genreflow.core.config import GTZAN_GENRES
+from genreflow.core.errors import DataError
 from genreflow.data.archive import archive_kind, check_sha, download, extract, sha256_of
 from genreflow.data.layout import Tree, find_tree, no_tree_error
 from genreflow.data.staging import Log, Staging, resolve_dest, token
-from genreflow.errors import DataError
 
 GTZAN_URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
 

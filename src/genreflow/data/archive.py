@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from genreflow.audio import AUDIO_EXTENSIONS
+from genreflow.audio.decode import AUDIO_EXTENSIONS
+from genreflow.core.errors import DataError
 from genreflow.data.staging import Log, token
-from genreflow.errors import DataError
 
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _ZIP_SUFFIXES = (".zip",)

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from genreflow.audio import SOURCE_FILE
+from genreflow.audio.decode import SOURCE_FILE
+from genreflow.core.errors import DataError
 from genreflow.data.acquire import get_data
 from genreflow.data.layout import find_tree, scan_tree
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
-from genreflow.errors import DataError
 
 _BANNER = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!

@@ -10,8 +10,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from genreflow.audio import AUDIO_EXTENSIONS, SOURCE_FILE
-from genreflow.errors import DataError
+from genreflow.audio.decode import AUDIO_EXTENSIONS, SOURCE_FILE
+from genreflow.core.errors import DataError
 
 Log = Callable[[str], None]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genreflow.config import GTZAN_GENRES
+from genreflow.core.config import GTZAN_GENRES
+from genreflow.core.errors import DataError
 from genreflow.data.staging import Log, Staging, resolve_dest
 from genreflow.data.styles import STYLES, Style
-from genreflow.errors import DataError
 
 SYNTH_ORIGIN = "genreflow data synth"
 SYNTH_VERSION = 1  # bump whenever the generator's output changes

@@ -1,6 +1,6 @@
 """Model kinds as plug-ins: a name-to-kind registry that each kind module fills.
 
-Adding a kind is one new module here that defines a :class:`~genreflow.kinds.base.ModelKind`
+Adding a kind is one new module here (or a subpackage, as ``musicnn/``) that defines a :class:`~genreflow.kinds.base.ModelKind`
 subclass decorated with :func:`register_kind`, plus its line in ``_BUILTIN`` and its
 ``train.<name>`` section in ``params.yaml``. See README, "Adding a model kind".
 """
@@ -12,7 +12,7 @@ import importlib
 from genreflow.kinds.base import KindConfig, ModelKind
 
 _REGISTRY: dict[str, ModelKind] = {}
-_BUILTIN = ("cnn", "segcnn", "inception", "musicnn")
+_BUILTIN = ("cnn", "segcnn", "inception", "musicnn.kind")  # modules under genreflow.kinds
 _loaded = False
 
 
@@ -40,7 +40,7 @@ def kind_names() -> tuple[str, ...]:
 
 def get_kind(name: str) -> ModelKind:
     """The kind called ``name``; a :class:`ConfigError` lists the known ones otherwise."""
-    from genreflow.config import ConfigError
+    from genreflow.core.config import ConfigError
 
     _load_builtin()
     if name not in _REGISTRY:
@@ -53,7 +53,7 @@ def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
     config class, with ``overrides`` applied; errors name the field."""
     import dataclasses
 
-    from genreflow.config import ConfigError, _coerce
+    from genreflow.core.config import ConfigError, _coerce
 
     kind = get_kind(name)
     unknown = [k for k in train.kinds if k not in kind_names()]
@@ -78,7 +78,7 @@ def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
 def check_models(train) -> None:
     """Every name in ``train.models`` is a registered kind and every kind section parses
     (else a :class:`ConfigError` naming the field)."""
-    from genreflow.config import ConfigError
+    from genreflow.core.config import ConfigError
 
     bad = [m for m in train.models if m not in kind_names()]
     if bad:

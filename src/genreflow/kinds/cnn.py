@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genreflow.config import FeaturesConfig
+from genreflow.core.config import FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share
 from genreflow.kinds.logmel import LogMelKind

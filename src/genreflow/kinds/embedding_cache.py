@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.errors import GenreflowError
-from genreflow.split import SPLITS, split_digest
+from genreflow.core.errors import GenreflowError
+from genreflow.models.splits import SPLITS, split_digest
 
 EMBEDDINGS_FILE = "embeddings.npz"
 META_FILE = "meta.json"
@@ -54,7 +54,8 @@ def code_digest(path: str | Path) -> str:
 
 def _patches_job(job: tuple) -> tuple[np.ndarray, np.ndarray | None] | str:
     """A clip's patches, and those of its augmented copy when ``job`` has a signal transform."""
-    from genreflow.audio import AudioError, decode
+    from genreflow.audio.decode import decode
+    from genreflow.audio.refusal import AudioError
 
     path, rate, patches_of, *transform = job
     try:
@@ -121,7 +122,7 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
     the outputs named in ``also``, per patch, as ``also_<name>``).
     Training clips chosen by ``augment`` also get an augmented copy (``x_aug``).
     """
-    from genreflow.parallel import parallel_map
+    from genreflow.core.parallel import parallel_map
 
     root = _cache_dir(cache_key, output)
     root.mkdir(parents=True, exist_ok=True)
@@ -208,7 +209,7 @@ class PatchEmbeddings:
     also: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def aug_track_means(self) -> np.ndarray:
-        from genreflow.inference import mean_by_track
+        from genreflow.models.forward import mean_by_track
 
         if not self.aug_counts:
             return np.zeros((0, self.x["train"].shape[1]), np.float32)
@@ -216,7 +217,7 @@ class PatchEmbeddings:
 
     def track_means(self, split: str) -> np.ndarray:
         """One mean embedding per track."""
-        from genreflow.inference import mean_by_track
+        from genreflow.models.forward import mean_by_track
 
         if not len(self.ids[split]):
             return np.zeros((0, self.x[split].shape[1]), np.float32)
@@ -225,7 +226,7 @@ class PatchEmbeddings:
     def patches_from_audio(self, patches_of: Callable, sample_rate: int,
                            log: Callable[[str], None]) -> dict[str, list[np.ndarray]]:
         """The network's input patches of every track, decoded again (for fine-tuning)."""
-        from genreflow.parallel import parallel_map
+        from genreflow.core.parallel import parallel_map
 
         out = {}
         for s in SPLITS:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genreflow.config import FeaturesConfig
-from genreflow.errors import GenreflowError
+from genreflow.core.config import FeaturesConfig
+from genreflow.core.errors import GenreflowError
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, Labels, Prepared, TrainContext, check_share
 from genreflow.kinds.logmel import LogMelKind, band_limit
@@ -87,7 +87,7 @@ def build_top(n_features: int, n_classes: int, cfg: InceptionConfig, train_embed
     import keras
     from keras import layers
 
-    from genreflow.keras_parts import RouteByBand
+    from genreflow.models.layers import RouteByBand
 
     inp = keras.Input(shape=(n_features,), name="embedding")
     flag = keras.Input(shape=(1,), name="narrow_band") if narrow_band else None
@@ -120,7 +120,7 @@ def cache_key(features_dir: Path, cfg: InceptionConfig, seed: int) -> str:
     """Everything the embeddings depend on."""
     import keras
 
-    from genreflow.keras_parts import LOW_RATES
+    from genreflow.models.layers import LOW_RATES
 
     feats = sorted(Path(features_dir).glob("*.npz")) + [Path(features_dir) / "stats.json"]
     weights = cfg.weights
@@ -149,7 +149,7 @@ class Inception(LogMelKind):
         :meth:`embedded_inputs` gives, built only when the cache misses)."""
         import keras
 
-        from genreflow.keras_parts import SpectrogramImage
+        from genreflow.models.layers import SpectrogramImage
 
         fs = ctx.features
         path = (Path(ctx.features_dir).resolve().parent / "cache"
@@ -210,8 +210,8 @@ class Inception(LogMelKind):
     def prepare(self, ctx: TrainContext, cfg: InceptionConfig) -> Prepared:
         import keras
 
-        from genreflow.keras_parts import SpectrogramImage
         from genreflow.kinds.logmel_band import BandRouter
+        from genreflow.models.layers import SpectrogramImage
 
         fs = ctx.features
         feat = fs.cfg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genreflow.config import ConfigError, FeaturesConfig
+from genreflow.core.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
 from genreflow.kinds.logmel import LogMelKind, band_limit, mp3_copies, segment_windows
@@ -35,7 +35,7 @@ def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig
     import keras
     from keras import layers
 
-    from genreflow.keras_parts import SpecAugment
+    from genreflow.models.layers import SpecAugment
 
     inp = keras.Input(shape=(*input_shape, 1), name="log_mel")
     x = SpecAugment(name="spec_augment")(inp) if cfg.spec_augment else inp
@@ -71,7 +71,7 @@ class SegCnn(LogMelKind):
     def fit_data(self, ctx: TrainContext, mcfg: SegCnnConfig):
         import numpy as np
 
-        from genreflow.keras_parts import RandomCrops
+        from genreflow.models.layers import RandomCrops
 
         fs, feat = ctx.features, ctx.features.cfg
 
