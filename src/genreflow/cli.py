@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 data_app = typer.Typer(no_args_is_help=True, help="Bring audio into data/ (tracked by data.dvc).")
 app.add_typer(data_app, name="data")
 
-from genreflow.core import paths  # noqa: E402  (light: constants only)
+from genreflow.core import paths  # noqa: E402
+from genreflow.core.errors import GenreflowError, require  # noqa: E402
+from genreflow.core.quiet import import_tensorflow  # noqa: E402
+from genreflow.core.tfenv import set_tf_environment  # noqa: E402
 
 Params = Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")]
 PARAMS_DEFAULT = Path("params.yaml")
@@ -26,16 +30,12 @@ PARAMS_DEFAULT = Path("params.yaml")
 @app.callback()
 def _quiet_tensorflow() -> None:
     """TensorFlow's environment (quiet start-up, oneDNN kernels) before any stage imports it."""
-    from genreflow.core.tfenv import set_tf_environment
-
     set_tf_environment()
 
 
 def _load_tensorflow() -> None:
     """Import TensorFlow now, with its start-up notices (oneDNN, absl) kept off stderr: for the
     commands that train, embed or score models (a later plain ``import keras`` would print them)."""
-    from genreflow.core.quiet import import_tensorflow
-
     import_tensorflow()
 
 
@@ -55,8 +55,6 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genreflow.core.errors import GenreflowError
-
         try:
             return fn(*args, **kwargs)
         except GenreflowError as exc:
@@ -72,6 +70,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _cfg(params: Path):
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.core.config import load_config
 
     return load_config(params)
@@ -87,6 +86,7 @@ def data_get(
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
 ) -> None:
     """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import get_data, track_with_dvc
 
     info = get_data(source, dest, sha256=sha256, log=_log)
@@ -105,6 +105,7 @@ def data_synth(
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
 ) -> None:
     """Make a deterministic, GTZAN-shaped synthetic set of 10 classes."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import synth, track_with_dvc
 
     info = synth(dest, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed, log=_log)
@@ -123,6 +124,7 @@ def data_auto(
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
 ) -> None:
     """Use GTZAN_DIR when set, else the synthetic set (said loudly)."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import prepare_default, track_with_dvc
 
     prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log, clips_per_genre=clips_per_genre)
@@ -137,6 +139,7 @@ def validate(params: Params = PARAMS_DEFAULT,
              out: Annotated[Path, typer.Option(help="Report folder.")] = paths.VALIDATE_REPORTS,
              ) -> None:
     """Stage 1: decode every clip; report and exclude the unusable ones (Fig. 6)."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.validate import format_table, validate_dataset, write_report
 
     cfg = _cfg(params)
@@ -155,7 +158,7 @@ def split(params: Params = PARAMS_DEFAULT,
           manifest: Path = paths.SPLIT_MANIFEST,
           out: Path = paths.SPLIT_REPORTS) -> None:
     """Stage 2: choose genres, balance, split by track (Fig. 7)."""
-    from genreflow.core.errors import require
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.split import format_table, make_split, write_split
 
     cfg = _cfg(params)
@@ -172,13 +175,12 @@ def features(params: Params = PARAMS_DEFAULT,
              manifest: Path = paths.SPLIT_MANIFEST,
              out: Path = paths.FEATURES_DIR) -> None:
     """Stage 3: log-mel spectrograms for every split, cached for training."""
-    import time
-
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     import pandas as pd
 
     from genreflow.audio.decode import read_source
-    from genreflow.core.errors import require
     from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
     from genreflow.stages.features import compute_features
 
     cfg = _cfg(params)
@@ -186,8 +188,6 @@ def features(params: Params = PARAMS_DEFAULT,
     t0 = time.perf_counter()
     feats, classes, failed = compute_features(table, cfg.features, log=_log)
     elapsed = time.perf_counter() - t0
-    from genreflow.models.splits import split_digest
-
     meta = write_features(feats, classes, failed, cfg.features,
                           read_source(cfg.data.dir).get("source", "unknown"), out,
                           split_digest=split_digest(table))
@@ -203,9 +203,9 @@ def embed(params: Params = PARAMS_DEFAULT,
           out: Path = paths.EMBEDDINGS_DIR) -> None:
     """Embeddings of every clip by the frozen pretrained bases of the kinds in train.models."""
     _load_tensorflow()
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     import pandas as pd
 
-    from genreflow.core.errors import require
     from genreflow.kinds import check_models
     from genreflow.stages.embed import embed_all
 
@@ -222,7 +222,7 @@ def figures(params: Params = PARAMS_DEFAULT,
             report: Path = paths.VALIDATE_REPORT,
             out: Path = paths.FIGURES_DIR) -> None:
     """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
-    from genreflow.core.errors import require
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.figures import make_figures
 
     cfg = _cfg(params)
@@ -243,9 +243,11 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
           ) -> None:
     """Stage 5: train one model; log params, curves, confusion matrices and model to MLflow."""
     _load_tensorflow()
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.train import train_model
 
     cfg = _cfg(params)
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.kinds import check_models, settings
 
     check_models(cfg.train)
@@ -266,6 +268,7 @@ def tune(params: Params = PARAMS_DEFAULT,
          out: Path = paths.TUNE_REPORTS) -> None:
     """Optuna study over optimiser and learning rate; resumes a stored study."""
     _load_tensorflow()
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.tune import tune as run_study
 
     cfg = _cfg(params)
@@ -281,6 +284,7 @@ def register(params: Params = PARAMS_DEFAULT,
              out: Path = paths.REGISTER_REPORT) -> None:
     """Register the best run (by validation) and move `champion` if it wins."""
     _load_tensorflow()
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.register import register_best
 
     cfg = _cfg(params)
@@ -297,6 +301,7 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
                out: Annotated[Path, typer.Option(help="Folder of index.html and champion.json.")]
                = paths.REPORT_DIR) -> None:
     """Summary page (offline HTML) and table: every model's track accuracy, the champion."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.report.summary import collect
     from genreflow.stages.report.write import terminal_table, write_report
 
@@ -322,9 +327,11 @@ def serve(model: Annotated[str, typer.Argument(help="MLflow model URI or local m
     audio.max_request_mb get 413 before they are read, a missing Content-Type (or curl -d's
     form type) means JSON,
     and errors carry genreflow's one-line message and a `reason` class."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.serving.http import serve as run_server
 
     if params.exists():
+        # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
         from genreflow.core.config import load_config
 
         os.environ.setdefault("MLFLOW_TRACKING_URI", load_config(params).tracking.resolved_uri())
@@ -342,10 +349,12 @@ def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, 
     """Predict the genre of local audio files (Fig. 12).
 
     Exits 1 when any file was refused (the others are still answered)."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.serving.predict import format_table, predict_files
 
     audio = None
     if params.exists():
+        # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
         from genreflow.core.config import load_config
 
         cfg = load_config(params)

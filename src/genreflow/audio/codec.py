@@ -12,6 +12,10 @@ import hashlib
 import io
 
 import numpy as np
+import soundfile as sf
+
+from genreflow.audio.decode import decode, fit_length
+from genreflow.core.config import ConfigError
 
 BLOCK = 1 << 15  # libsndfile crashes on one long write into a compressed format: write blocks
 #: libsndfile's MP3 ``compression_level`` range drawn for the copies: 0.1 is about 68 kbit/s,
@@ -22,8 +26,6 @@ MP3_LEVELS = (0.1, 0.9)
 def encode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None, **options) -> bytes:
     """``y`` (mono, or ``(n, channels)``) as the bytes of a ``fmt`` file (``options`` go to
     :class:`soundfile.SoundFile`, e.g. ``compression_level``)."""
-    import soundfile as sf
-
     buf = io.BytesIO()
     channels = 1 if y.ndim == 1 else y.shape[1]
     with sf.SoundFile(buf, "w", sr, channels, format=fmt, subtype=subtype, **options) as f:
@@ -43,18 +45,12 @@ def mp3_level(key: str) -> float:
 def mp3_copy(y: np.ndarray, sr: int, level: float) -> np.ndarray:
     """Mono ``y`` through an MP3 encoder and back through genreflow's one decoder (as a
     user's MP3 is read), at ``y``'s length."""
-    from genreflow.audio.decode import decode, fit_length
-
     z, _ = decode(encode(y, sr, "MP3", compression_level=level), name="MP3 copy")
     return fit_length(z, len(y))
 
 
 def check_mp3(setting: str) -> None:
     """Refuse ``setting`` at once when this libsndfile cannot write MP3 (before 1.1.0)."""
-    import soundfile as sf
-
-    from genreflow.core.config import ConfigError
-
     try:
         mp3_copy(np.zeros(4410, np.float32), 22050, 0.5)
     except Exception as exc:

@@ -15,15 +15,18 @@ analysis window would be mostly padding.
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from genreflow.audio.decode import AudioStream, join_blocks, rms
 from genreflow.audio.refusal import AudioError, refused
 from genreflow.core.config import AudioConfig, ConfigError
+from genreflow.core.quiet import quiet_c_stderr
 
 # reason class -> what it means (stable names: clients may branch on them)
 REASONS: dict[str, str] = {
@@ -103,12 +106,6 @@ def check_path(path: Path) -> AudioError | None:
 
 def header_seconds(raw: bytes) -> float | None:
     """Duration from the file header without decoding; None when the header gives none."""
-    import io
-
-    import soundfile as sf
-
-    from genreflow.core.quiet import quiet_c_stderr
-
     try:
         with quiet_c_stderr():
             info = sf.info(io.BytesIO(raw))

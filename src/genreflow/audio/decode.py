@@ -21,9 +21,11 @@ from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
+import soxr
 
-from genreflow.core.errors import MissingInputError
 from genreflow.audio.refusal import refused
+from genreflow.audio.sniff import open_failure, riff_truncated
+from genreflow.core.errors import MissingInputError
 from genreflow.core.quiet import quiet_c_stderr
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -83,8 +85,6 @@ class AudioStream:
 
     def __init__(self, source: str | Path | bytes, *, max_seconds: float | None = None,
                  name: str | None = None):
-        from genreflow.audio.sniff import open_failure, riff_truncated
-
         is_bytes = isinstance(source, bytes | bytearray)
         self.name = name or ("<bytes>" if is_bytes else str(source))
         if is_bytes:
@@ -121,8 +121,6 @@ class AudioStream:
     def blocks(self, sample_rate: int | None = None) -> Iterator[np.ndarray]:
         """The mono mix block by block, resampled to ``sample_rate`` when given (soxr HQ,
         streamed: the same samples as resampling the whole signal at once)."""
-        import soxr
-
         limit = None if self.max_seconds is None else int(self.max_seconds * self.sample_rate)
         resampler = None
         if sample_rate is not None and sample_rate != self.sample_rate:
@@ -243,8 +241,6 @@ def _clean(msg: str) -> str:
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Band-limited resampling (soxr, high quality; what librosa's ``soxr_hq`` calls)."""
-    import soxr
-
     return soxr.resample(y, orig_sr, target_sr, quality="HQ").astype(np.float32, copy=False)
 
 

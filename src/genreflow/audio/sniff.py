@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from genreflow.audio.refusal import refused
+
 SUPPORTED = "wav, flac, ogg (vorbis/opus), mp3, au, aiff"
 
 # magic bytes of formats libsndfile reads -> name
@@ -65,8 +67,6 @@ def riff_truncated(head: bytes, size: int) -> bool:
 
 def open_failure(name: str, head: bytes, exc: Exception):
     """The :class:`~genreflow.audio.refusal.AudioError` for a file libsndfile could not open."""
-    from genreflow.audio.refusal import refused
-
     msg = re.sub(r"Error opening <[^>]*>: ", "", str(exc)).strip()
     other = _match(head, _UNSUPPORTED_MAGIC)
     if other is not None:

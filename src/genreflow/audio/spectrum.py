@@ -42,6 +42,7 @@ def _power_frames(frames: np.ndarray, out: np.ndarray) -> None:
     In float32, in blocks of :data:`STFT_BLOCK` frames whose transposes stay in cache while
     ``out`` is written (C-contiguous, as the mel filter bank's sparse product wants it).
     """
+    # deferred: SciPy import (see docs/benchmarks.md, Import cost)
     import scipy.fft
 
     n_fft = frames.shape[1]
@@ -76,6 +77,7 @@ def mel_basis(sample_rate: int, n_fft: int, n_mels: int):
     """The (Slaney) mel filter bank as a sparse matrix: each FFT bin feeds at most two filters,
     so ~2,000 of its 131,000 entries are non-zero (20x faster than a dense product; the
     result differs by float32 rounding, < 1e-5 dB)."""
+    # deferred: librosa import (see docs/benchmarks.md, Import cost)
     import librosa
     import scipy.sparse
 

@@ -14,6 +14,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from genreflow.core.tfenv import set_tf_environment
+
 _stderr_lock = threading.Lock()
 _stderr_state = {"depth": 0, "saved": -1}
 
@@ -47,11 +49,10 @@ def quiet_c_stderr() -> Iterator[None]:
 
 def import_tensorflow() -> None:
     """Import TensorFlow and Keras without their start-up notices on stderr."""
-    from genreflow.core.tfenv import set_tf_environment
-
     set_tf_environment()
     if "tensorflow" in sys.modules:
         return
     with quiet_c_stderr():
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras  # noqa: F401
         import tensorflow  # noqa: F401

@@ -107,6 +107,8 @@ def check_sha(actual: str, expected: str | None, label: str) -> None:
 
 def download(url: str, directory: Path, sha256: str | None, log: Log) -> Path:
     """Download ``url`` into a hidden file in ``directory``; deleted again on any failure."""
+    # deferred: requests and tqdm imports, off the `genreflow data` commands that do not
+    # download (see docs/benchmarks.md, Import cost)
     import requests
     from tqdm import tqdm
 

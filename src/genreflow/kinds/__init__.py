@@ -7,8 +7,10 @@ subclass decorated with :func:`register_kind`, plus its line in ``_BUILTIN`` and
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
+from genreflow.core.config import ConfigError, _coerce
 from genreflow.kinds.base import KindConfig, ModelKind
 
 _REGISTRY: dict[str, ModelKind] = {}
@@ -40,8 +42,6 @@ def kind_names() -> tuple[str, ...]:
 
 def get_kind(name: str) -> ModelKind:
     """The kind called ``name``; a :class:`ConfigError` lists the known ones otherwise."""
-    from genreflow.core.config import ConfigError
-
     _load_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"model: expected one of {tuple(_REGISTRY)}, got {name!r}")
@@ -51,10 +51,6 @@ def get_kind(name: str) -> ModelKind:
 def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
     """The settings of kind ``name``: its ``train.<name>`` section parsed by the kind's
     config class, with ``overrides`` applied; errors name the field."""
-    import dataclasses
-
-    from genreflow.core.config import ConfigError, _coerce
-
     kind = get_kind(name)
     unknown = [k for k in train.kinds if k not in kind_names()]
     if unknown:
@@ -78,8 +74,6 @@ def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
 def check_models(train) -> None:
     """Every name in ``train.models`` is a registered kind and every kind section parses
     (else a :class:`ConfigError` naming the field)."""
-    from genreflow.core.config import ConfigError
-
     bad = [m for m in train.models if m not in kind_names()]
     if bad:
         raise ConfigError(f"train.models: unknown model(s) {bad}; expected some of {kind_names()}")

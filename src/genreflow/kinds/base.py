@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from genreflow.audio.decode import join_blocks
 from genreflow.core.config import OPTIMIZERS, ConfigError
+from genreflow.models.featurestore import load_features
 
 if TYPE_CHECKING:
     from genreflow.core.config import Config
@@ -76,8 +78,6 @@ class TrainContext:
     def features(self):
         """The cached log-mel features (loaded on first use)."""
         if self._fs is None:
-            from genreflow.models.featurestore import load_features
-
             self._fs = load_features(self.features_dir)
         return self._fs
 
@@ -124,8 +124,6 @@ class WindowStream:
         self._blocks.append(block)
 
     def windows(self) -> np.ndarray:
-        from genreflow.audio.decode import join_blocks
-
         return self.kind.audio_windows(join_blocks(self._blocks), self.front_end)
 
 
@@ -168,6 +166,7 @@ class ModelKind:
 
     def load_servable(self, path: Path):
         """Load a saved servable Keras model (custom layers registered first)."""
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
 
         import genreflow.models.layers  # noqa: F401  (registers genreflow's layers)

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from genreflow.kinds.logmel import band_floor
+
 #: the narrow-band view: nothing above this frequency (a recording at twice this rate)
 NARROW_HZ = 6000.0
 #: a clip whose bands wholly above NARROW_HZ are on average less than this many dB above the
@@ -59,8 +61,6 @@ class BandRouter:
 
     @classmethod
     def of(cls, fs) -> BandRouter:
-        from genreflow.kinds.logmel import band_floor
-
         return cls(*band_floor(fs))
 
     @property
@@ -70,6 +70,7 @@ class BandRouter:
 
     def narrow_view(self, x: np.ndarray) -> np.ndarray:
         """``(n, mels, frames)`` clips with every band above :data:`NARROW_HZ` at the floor."""
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.models.layers import BandLimit
 
         out = np.array(x, np.float32)

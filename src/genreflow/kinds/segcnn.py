@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from genreflow.core.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
@@ -32,6 +34,7 @@ class SegCnnConfig(KindConfig):
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig):
     """SpecAugment masks, conv/BN/ReLU/pool blocks, global average pooling (fast on CPU)."""
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     from keras import layers
 
@@ -69,8 +72,8 @@ class SegCnn(LogMelKind):
         return net, net
 
     def fit_data(self, ctx: TrainContext, mcfg: SegCnnConfig):
-        import numpy as np
 
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.models.layers import RandomCrops
 
         fs, feat = ctx.features, ctx.features.cfg

@@ -33,6 +33,7 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _compiled(model, frozen: bool):
     """``model(x, training=False)`` as a graph that accepts any batch size (cached per model
     and mode, without keeping the model alive)."""
+    # deferred: TensorFlow import (see docs/benchmarks.md, Import cost)
     import tensorflow as tf
 
     calls = _COMPILED.setdefault(model, {})
@@ -41,6 +42,7 @@ def _compiled(model, frozen: bool):
         spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
         graph = tf.function(lambda x: ref()(x, training=False), input_signature=[spec])
         if frozen:
+            # deferred: TensorFlow import (see docs/benchmarks.md, Import cost)
             from tensorflow.python.framework.convert_to_constants import (
                 convert_variables_to_constants_v2,
             )

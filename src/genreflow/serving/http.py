@@ -19,13 +19,21 @@ Rows and seconds of audio per request are bounded by the model itself (so that p
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 
+import uvicorn
+
+from genreflow.audio.contract import ALL_REASONS
 from genreflow.core.config import AudioConfig
+from genreflow.core.errors import GenreflowError
+from genreflow.core.quiet import import_tensorflow
+from genreflow.tracking.store import require_registry
 
 ENV_MODEL = "GENREFLOW_SERVE_MODEL"
 _MLFLOW_PREFIX = re.compile(r"^Failed to predict data .*?\nError: ", re.DOTALL)
@@ -39,8 +47,6 @@ DRAIN_SECONDS = 30.0  # how long an oversized upload is read (and dropped) befor
 
 def clean_message(message: str) -> tuple[str, str | None]:
     """MLflow's error message without its echo of the input; and genreflow's reason class."""
-    from genreflow.audio.contract import ALL_REASONS
-
     not_json = _NOT_JSON.search(message)
     if not_json:  # MLflow echoes the whole unparsed body after "Input:": keep only why
         message = f"request: bad_request: the body is not valid JSON ({not_json.group(1)})"
@@ -207,8 +213,6 @@ def keep_request_memory() -> bool:
 
     Sets ``M_MMAP_THRESHOLD`` to 32 MB and ``M_TRIM_THRESHOLD`` to 64 MB with ``mallopt``;
     False (nothing changed) off glibc or with ``GENREFLOW_SERVE_MALLOC=default``."""
-    import ctypes
-
     if os.environ.get(ENV_MALLOC) == "default":
         return False
     try:  # the process's own symbols: no library search (find_library runs ldconfig)
@@ -223,9 +227,8 @@ def keep_request_memory() -> bool:
 def create_app():
     """The guarded scoring app for the model folder in ``$GENREFLOW_SERVE_MODEL``
     (a uvicorn factory: every worker process builds its own)."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     from mlflow.pyfunc import scoring_server
-
-    from genreflow.core.quiet import import_tensorflow
 
     keep_request_memory()
     import_tensorflow()
@@ -236,10 +239,6 @@ def create_app():
 
 def _check_port(host: str, port: int) -> None:
     """Fail before loading the model when the address is taken (uvicorn says so only after)."""
-    import socket
-
-    from genreflow.core.errors import GenreflowError
-
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
@@ -257,19 +256,15 @@ def _check_port(host: str, port: int) -> None:
 def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, workers: int = 1,
           timeout: int = 60, log_level: str = "info") -> None:
     """Download ``model_uri`` once, then run the guarded app under uvicorn."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow.artifacts
-    import uvicorn
     from mlflow.exceptions import MlflowException
-
-    from genreflow.core.errors import GenreflowError
 
     if workers < 1:
         raise GenreflowError(f"--workers: expected at least 1, got {workers}")
     _check_port(host, port)
     local = Path(model_uri)
     if not (local / "MLmodel").is_file():
-        from genreflow.tracking.store import require_registry
-
         require_registry(model_uri)
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
@@ -279,6 +274,7 @@ def serve(model_uri: str, host: str = "127.0.0.1", port: int = 5001, workers: in
                                  "first (`genreflow register`) or check MLFLOW_TRACKING_URI") from None
     if not (local / "MLmodel").is_file():
         raise GenreflowError(f"{model_uri}: not an MLflow model (no MLmodel file)")
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     from genreflow.serving.pyfunc import is_audio_model_folder, not_an_audio_model
 
     if not is_audio_model_folder(local):

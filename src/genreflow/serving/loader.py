@@ -10,8 +10,10 @@ from pathlib import Path
 
 from genreflow.core.config import AudioConfig
 from genreflow.core.errors import GenreflowError
+from genreflow.core.quiet import import_tensorflow
 from genreflow.models.bundle import BUNDLE_META
 from genreflow.serving.predictor import GenrePredictor
+from genreflow.tracking.store import require_registry
 
 
 @contextlib.contextmanager
@@ -37,9 +39,8 @@ def load_predictor(model_uri: str) -> GenrePredictor:
 
 def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
     """The predictor and, for a logged audio model, the input contract it carries."""
-    from genreflow.core.quiet import import_tensorflow
-
     import_tensorflow()
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
@@ -53,7 +54,6 @@ def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
             raise GenreflowError(f"{model_uri}: no such model folder or bundle; pass an MLflow "
                                  "model URI (models:/<name>@<alias>, runs:/<id>/audio_model) or "
                                  "a bundle folder with preprocess.json")
-    from genreflow.tracking.store import require_registry
 
     require_registry(model_uri)
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genreflow.audio.contract import check_path
+from genreflow.audio.refusal import AudioError
 from genreflow.core.config import AudioConfig
 from genreflow.core.paths import default_model_uri
 from genreflow.serving.loader import load_model
@@ -25,9 +27,6 @@ def predict_files(files: list[Path], model_uri: str = DEFAULT_MODEL_URI, top: in
     The contract is the logged model's own; for a bundle folder, ``audio`` (default
     :class:`AudioConfig`).
     """
-    from genreflow.audio.contract import check_path
-    from genreflow.audio.refusal import AudioError
-
     predictor, carried = load_model(model_uri)
     contract = carried or audio or AudioConfig()
     classes = list(predictor.classes)

@@ -30,8 +30,15 @@ set_tf_environment()  # before TensorFlow loads in the scoring server (it import
 import mlflow.pyfunc  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import soundfile as sf  # noqa: E402
+import yaml  # noqa: E402
 
+from genreflow.audio.contract import from_model_config, header_seconds, to_model_config  # noqa: E402
+from genreflow.audio.refusal import AudioError  # noqa: E402
 from genreflow.core.config import AudioConfig  # noqa: E402
+from genreflow.core.quiet import import_tensorflow  # noqa: E402
+from genreflow.models.bundle import BUNDLE_META  # noqa: E402
+from genreflow.serving.predictor import GenrePredictor  # noqa: E402
 from genreflow.tracking.requirements import pip_requirements  # noqa: E402
 
 AUDIO_COLUMN = "audio"
@@ -46,6 +53,7 @@ def encode_file(path: str | Path) -> str:
 def _bad_input(where: str, reason: str, detail: str):
     """An MLflow error that the scoring server answers with HTTP 400: one line,
     ``where: reason: detail``."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
@@ -125,11 +133,7 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         """Load the bundle artefact and the input contract from ``model_config``."""
-        from genreflow.audio.contract import from_model_config
-        from genreflow.core.quiet import import_tensorflow
-
         import_tensorflow()
-        from genreflow.serving.predictor import GenrePredictor
 
         self.predictor = GenrePredictor.from_bundle(context.artifacts[BUNDLE_ARTIFACT])
         self.predictor.warm_up()
@@ -155,8 +159,6 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
 
     def _check_header_seconds(self, raws: list[bytes]) -> None:
         """Refuse rows and requests that are too long by their headers, before decoding."""
-        from genreflow.audio.contract import header_seconds
-
         audio = self.audio
         known = 0.0
         for i, raw in enumerate(raws):
@@ -193,8 +195,6 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One row per file: ``genre``, ``probability`` and ``p_<genre>`` for every class."""
-        from genreflow.audio.refusal import AudioError
-
         if self.predictor is None:
             raise RuntimeError("AudioGenreModel: load_context has not been called")
         if not isinstance(model_input, pd.DataFrame):
@@ -234,6 +234,7 @@ class AudioGenreModel(mlflow.pyfunc.PythonModel):
 
 
 def _signature(classes: list[str]):
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -245,8 +246,6 @@ def _signature(classes: list[str]):
 
 def _example_input(seconds: float = 2.0, sample_rate: int = 22050):
     """A 1-row input: base64 of a short synthetic WAV (a chord plus a little noise)."""
-    import soundfile as sf
-
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     rng = np.random.default_rng(0)
     y = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
@@ -267,8 +266,6 @@ def not_an_audio_model(model_uri: str) -> str:
 def is_audio_model_folder(folder: Path) -> bool:
     """Whether the MLflow model in ``folder`` is one :func:`log_audio_model` wrote, read from
     its ``MLmodel`` file alone (no model loaded): a python model carrying a ``bundle``."""
-    import yaml
-
     try:
         spec = yaml.safe_load((Path(folder) / "MLmodel").read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -287,9 +284,6 @@ def log_audio_model(bundle_dir: Path, name: str = "audio_model",
     Returns the :class:`mlflow.models.model.ModelInfo`; ``info.model_uri`` can be
     registered or served (``genreflow serve`` or ``mlflow models serve --env-manager local``).
     """
-    from genreflow.audio.contract import to_model_config
-    from genreflow.models.bundle import BUNDLE_META
-
     audio = audio or AudioConfig()
     bundle_dir = Path(bundle_dir)
     meta = json.loads((bundle_dir / BUNDLE_META).read_text())

@@ -21,6 +21,7 @@ import numpy as np
 
 from genreflow.audio.decode import Clip, decode, find_clips, read_source
 from genreflow.audio.refusal import AudioError
+from genreflow.audio.spectrum import power_spectrogram
 from genreflow.core.config import ConfigError, FeaturesConfig, FiguresConfig
 from genreflow.core.errors import DataError
 from genreflow.core.parallel import parallel_map
@@ -90,6 +91,7 @@ def _clip_figure(
 ) -> tuple[Figure, Axes, Axes | None]:
     """A one-panel figure with fixed margins in inches (a layout engine costs ~40 % of the
     drawing time); returns the figure, the main axes and the colourbar axes if asked for."""
+    # deferred: matplotlib import (see docs/benchmarks.md, Import cost)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
@@ -132,9 +134,8 @@ def _draw_waveform(ax: Axes, y: np.ndarray, sr: int, color: str = "tab:blue",
 
 def _stft_db(y: np.ndarray, feat: FeaturesConfig) -> tuple[np.ndarray, np.ndarray]:
     """Power spectrogram and its dB version (re the clip's maximum, floor -80 dB)."""
+    # deferred: librosa import (see docs/benchmarks.md, Import cost)
     import librosa
-
-    from genreflow.audio.spectrum import power_spectrogram
 
     power = power_spectrogram(y, feat.n_fft, feat.hop_length).astype(np.float64)
     db = librosa.power_to_db(power, ref=np.max, top_db=DB_RANGE)
@@ -170,6 +171,7 @@ def _draw_decoded(
     dpi: int,
     source_label: str,
 ) -> list[Path]:
+    # deferred: librosa import (see docs/benchmarks.md, Import cost)
     import librosa
 
     power, db = _stft_db(y, feat)
@@ -218,6 +220,7 @@ def _draw_decoded(
     ax.set_yscale("log")
     ax.set_ylim(lo_hz, sr / 2)
     ax.set_xlim(0, duration)
+    # deferred: matplotlib import (see docs/benchmarks.md, Import cost)
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 def new_figure(width: float, height: float) -> Figure:
     """A figure laid out by matplotlib's constrained layout."""
+    # deferred: matplotlib import (see docs/benchmarks.md, Import cost)
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -108,6 +109,7 @@ def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path
         ax.grid(alpha=0.3)
         if drawn or best is not None:
             ax.legend(fontsize="small")
+        # deferred: matplotlib import (see docs/benchmarks.md, Import cost)
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -118,6 +120,7 @@ def plot_learning_curves(history: dict[str, list[float]], title: str, path: Path
 def plot_class_counts(counts: pd.DataFrame, title: str, path: Path) -> Path:
     """Grouped bar chart: one group per row (genre), one bar per numeric column
     (e.g. train/val/test, or a single count column). Bars are labelled with counts."""
+    # deferred: pandas import, off `genreflow figures` (see docs/benchmarks.md, Import cost)
     import pandas as pd
 
     df = counts.to_frame() if isinstance(counts, pd.Series) else counts

@@ -18,12 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+from genreflow.audio.refusal import AudioError
 from genreflow.core.config import Config
 from genreflow.core.errors import GenreflowError
 from genreflow.core.paths import SPLIT_MANIFEST
 from genreflow.models.bundle import BUNDLE_META, BUNDLE_MODEL
+from genreflow.models.splits import split_digest
+from genreflow.serving.loader import load_predictor
 from genreflow.serving.predictor import GenrePredictor
+from genreflow.tracking.store import data_digest, setup_mlflow
 
 COMPARED_TAGS = ("data_digest", "split_digest", "classes")
 
@@ -80,6 +85,7 @@ def best_run(cfg: Config, data_digest: str, split: str, experiments: list[str]):
 
 def ranked_runs(cfg: Config, data_digest: str, split: str, experiments: list[str]) -> list:
     """Every finished, non-pruned run on this data and split, best first (see :func:`best_run`)."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
 
     exps = [e for e in (mlflow.get_experiment_by_name(n) for n in experiments) if e is not None]
@@ -109,10 +115,6 @@ def score_on_audio(predictor: GenrePredictor, rows: pd.DataFrame, audio,
     """Decode every clip of ``rows`` (path, genre) under the input contract ``audio``, as the
     served model does, and score the predictor's answers by genre name (a model of other
     classes can still be scored: a genre it does not know counts as wrong, at loss -log 1e-7)."""
-    from tqdm import tqdm
-
-    from genreflow.audio.refusal import AudioError
-
     index = {c: i for i, c in enumerate(predictor.classes)}
     hits, losses = [], []
     for path, genre in tqdm(list(zip(rows["path"], rows["genre"], strict=True)),
@@ -156,6 +158,7 @@ def _load_bundle(run, bundle: Path) -> GenrePredictor:
     """The run's model and front-end as a bundle folder, loaded through the run's kind (its
     own layers registered by :meth:`~genreflow.kinds.base.ModelKind.load_servable`): the
     same path a served or predicted bundle takes, never a loader that bypasses the kind."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
 
     uri = run.data.tags.get("keras_model_uri")
@@ -176,6 +179,7 @@ def _load_bundle(run, bundle: Path) -> GenrePredictor:
 def _keras_file(logged: Path, uri: str) -> Path:
     """The ``.keras`` file inside a model logged in MLflow's Keras flavour (its ``data``
     folder, as the flavour's MLmodel entry names it)."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     from mlflow.models import Model
 
     flavor = Model.load(logged).flavors.get("keras", {})
@@ -210,6 +214,7 @@ def _within_budget(cfg: Config, runs: list, tmp: Path, log: Callable[[str], None
 def _champion_moved(client, name: str, previous: str | None):
     """The champion's version when it is no longer ``previous`` (what this run compared
     against), else ``None``."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
 
     try:
@@ -241,6 +246,7 @@ def _float(text: str | None) -> float | None:
 
 def _registered_version(client, name: str, run_id: str, ident: dict):
     """The registry version already made from ``run_id`` on this data and split, if any."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
 
     try:
@@ -256,6 +262,7 @@ def _link_metrics(run, keras_uri: str, model_id: str) -> None:
     """The registered model's page shows what the trained model's page shows: MLflow links
     the run's values at the restored epoch when the model is logged at that step; the final
     numbers are added here with the dataset (once each: no other step-0 values are linked)."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
 
     trained = mlflow.get_logged_model(keras_uri.rsplit("/", 1)[-1])
@@ -271,18 +278,16 @@ def register_best(
     log: Callable[[str], None] = print,
 ) -> Decision:
     """Register the best run's model as a raw-audio pyfunc and apply the alias rule."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
     from mlflow import MlflowClient
 
-    from genreflow.serving.loader import load_predictor
     from genreflow.serving.pyfunc import log_audio_model
-    from genreflow.tracking.store import data_digest, setup_mlflow
 
     setup_mlflow(cfg.tracking, cfg.train.experiment)
     if not Path(manifest).is_file():
         raise GenreflowError(f"{manifest}: no split manifest; run `dvc repro split` first")
     table = pd.read_csv(manifest)
-    from genreflow.models.splits import split_digest
 
     digest = data_digest(cfg.data.dir)
     runs = ranked_runs(cfg, digest, split_digest(table), [cfg.train.experiment])

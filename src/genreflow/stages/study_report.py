@@ -27,6 +27,7 @@ def _source(study: optuna.Study) -> str:
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     from optuna.trial import TrialState
 
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -34,6 +35,7 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def plot_history(study: optuna.Study, metric: str) -> Figure:
     """Objective value per trial with the best-so-far line; pruned trials at their last report."""
+    # deferred: matplotlib import (see docs/benchmarks.md, Import cost)
     from matplotlib.ticker import MaxNLocator
     from optuna.trial import TrialState
 
@@ -63,6 +65,7 @@ def plot_history(study: optuna.Study, metric: str) -> Figure:
 
 def plot_importances(study: optuna.Study, metric: str) -> Figure:
     """Hyper-parameter importances (Optuna's default fANOVA evaluator); raises if not computable."""
+    # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     import optuna
 
     with warnings.catch_warnings():
@@ -94,6 +97,7 @@ def plot_lr_by_optimizer(study: optuna.Study, metric: str) -> Figure:
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel=metric,
            title=f"Learning rate vs optimiser (complete trials) {_source(study)}")
+    # deferred: matplotlib import (see docs/benchmarks.md, Import cost)
     from matplotlib.ticker import LogLocator, NullFormatter
 
     ax.xaxis.set_major_locator(LogLocator(base=10))

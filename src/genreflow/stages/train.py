@@ -15,10 +15,18 @@ import pandas as pd
 
 from genreflow.core.config import Config, flatten
 from genreflow.core.paths import FEATURES_DIR
-from genreflow.kinds import get_kind
+from genreflow.kinds import get_kind, settings
 from genreflow.kinds.base import Prepared, TrainContext
 from genreflow.models.bundle import Preprocess
 from genreflow.models.splits import SPLITS
+from genreflow.stages.plots import plot_confusion_matrix, plot_learning_curves
+from genreflow.tracking.store import (
+    data_digest,
+    git_info,
+    log_keras_model,
+    retry_store_setup,
+    setup_mlflow,
+)
 
 # Keras log key -> MLflow metric drawn per epoch (the final, best-epoch track-level
 # numbers are logged separately as ``{split}_track_accuracy``).
@@ -76,8 +84,6 @@ def _input_shape(example: np.ndarray) -> tuple[int, ...]:
 
 def kind_settings(cfg: Config, name: str, overrides: dict | None = None):
     """``train.<name>`` with ``overrides`` applied and re-validated (errors name the field)."""
-    from genreflow.kinds import settings
-
     return settings(cfg.train, name, overrides)
 
 
@@ -104,9 +110,8 @@ def train_model(
     Without ``bundle_dir``/``report_dir`` the files go to a temporary folder that
     is removed once MLflow has them.
     """
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
-
-    from genreflow.tracking.store import data_digest, git_info, setup_mlflow
 
     kind = get_kind(model_name)
     setup_mlflow(cfg.tracking, cfg.train.experiment)
@@ -134,6 +139,7 @@ def train_model(
 def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: Path,
            overrides: dict, max_epochs: int | None, callbacks: Sequence, evaluate_test: bool,
            run_id: str, log: Callable[[str], None]) -> TrainResult:
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     import mlflow
 
@@ -220,9 +226,8 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
 
 def _log_dataset(cfg: Config, prep: Prepared):
     """The data as an MLflow dataset input, its digest being the DVC hash of ``data/``."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
-
-    from genreflow.tracking.store import data_digest, retry_store_setup
 
     rows = [{"clip_id": str(i), "split": s, "genre": prep.classes[int(y)]}
             for s, lab in prep.labels.items() for i, y in zip(lab.ids, lab.y, strict=True)]
@@ -240,10 +245,8 @@ def _log_dataset(cfg: Config, prep: Prepared):
 def _write_outputs(prep: Prepared, pre: Preprocess, history: dict, evals: dict, metrics: dict,
                    run_id: str, bundle_dir: Path, report_dir: Path, best_epoch: int):
     """Files for DVC (bundle, metrics, plots) and the same as MLflow artefacts."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
-
-    from genreflow.stages.plots import plot_confusion_matrix, plot_learning_curves
-    from genreflow.tracking.store import log_keras_model
 
     name, classes = pre.kind, prep.classes
     rdir = report_dir

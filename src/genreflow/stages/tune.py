@@ -14,6 +14,7 @@ Nothing runs at import.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -23,10 +24,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genreflow.audio.decode import read_source
 from genreflow.core.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
 from genreflow.core.paths import FEATURES_DIR
+from genreflow.kinds import kind_names, settings
+from genreflow.stages import train
 from genreflow.stages.study_report import write_study_report
-from genreflow.tracking.store import redact, retry_store_setup
+from genreflow.tracking.store import data_digest, git_info, redact, retry_store_setup, setup_mlflow
 
 if TYPE_CHECKING:
     import optuna
@@ -55,11 +59,6 @@ def study_identity(cfg: Config, space: Mapping[str, Suggester] | None = None,
                    model: str | None = None) -> dict[str, str]:
     """What a study's trials depend on besides the model: the data, the split, the space,
     and the model's fixed training settings."""
-    import hashlib
-
-    from genreflow.kinds import settings
-    from genreflow.tracking.store import data_digest
-
     t = cfg.tune
     split = json.dumps([asdict(cfg.split), cfg.data.genres], sort_keys=True)
     # what every trial trains with besides the searched values: another dropout or batch size
@@ -90,8 +89,6 @@ def study_name(cfg: Config, model: str | None = None) -> str:
 
 
 def _check(tcfg: TuneConfig, model: str) -> None:
-    from genreflow.kinds import kind_names
-
     if model not in kind_names():
         raise ConfigError(f"tune.model: expected one of {kind_names()}, got {model!r}")
     bad = [o for o in tcfg.optimizers if o not in OPTIMIZERS]
@@ -115,6 +112,7 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
 
     Creates the folder of a file-based SQLite storage if needed.
     """
+    # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     import optuna
 
     url = tcfg.storage
@@ -139,6 +137,7 @@ def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
 
 def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """A trial whose process died (no heartbeat) was set FAIL: end its MLflow runs FAILED too."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     from mlflow.tracking import MlflowClient
 
     run_id = trial.user_attrs.get("mlflow_run_id")
@@ -167,6 +166,7 @@ def load_study(cfg: Config, model: str | None = None,
     workers sharing the study (several processes or machines) do not repeat each other.
     A stored study of another search space is refused (its trials would mislead TPE).
     """
+    # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     import optuna
 
     name = study_name(cfg, model)
@@ -177,6 +177,7 @@ def load_study(cfg: Config, model: str | None = None,
         pruner=pruner or optuna.pruners.MedianPruner(
             n_startup_trials=cfg.tune.prune_startup_trials,
             n_warmup_steps=cfg.tune.prune_warmup_epochs))
+    # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     from genreflow.tracking.sampler import TrialSeededTPE
 
     study.sampler = TrialSeededTPE(cfg.tune.seed, n_startup_trials=5)
@@ -203,6 +204,7 @@ def study_summary(cfg: Config, model: str | None = None,
 
     Reads the stored study without creating it (``KeyError`` if there is none).
     """
+    # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     import optuna
     from optuna.trial import TrialState
 
@@ -259,12 +261,10 @@ def tune(
     Ctrl-C leaves the interrupted trial FAIL and this invocation's parent run KILLED.
     Writes ``out_dir/tune.json`` (plus figures and ``trials.csv``) when given.
     """
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
     import optuna
     from mlflow.tracking import MlflowClient
-
-    from genreflow.stages import train
-    from genreflow.tracking.store import git_info, setup_mlflow
 
     tcfg = cfg.tune
     model = model or tcfg.model
@@ -278,8 +278,6 @@ def tune(
     study = load_study(cfg, model, pruner, space)
     name = study.study_name
     if "data_source" not in study.user_attrs:
-        from genreflow.audio.decode import read_source
-
         study.set_user_attr("data_source", read_source(cfg.data.dir).get("source", "unknown"))
     data_source = study.user_attrs["data_source"]
     n_before = len(study.trials)
@@ -374,6 +372,7 @@ def tune(
 def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | None,
                 log: Callable[[str], None]) -> None:
     """Metrics, best parameters, figures, ``trials.csv`` and ``tune.json`` on the parent run."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
 
     metrics = {k: float(summary[k]) for k in ("n_trials", "n_complete", "n_pruned", "n_failed")}

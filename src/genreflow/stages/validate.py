@@ -14,6 +14,7 @@ from genreflow.audio.refusal import AudioError
 from genreflow.core.config import GTZAN_GENRES, AudioConfig, DataConfig, ValidateConfig
 from genreflow.core.errors import DataError
 from genreflow.core.parallel import parallel_map
+from genreflow.stages.plots import plot_class_counts
 
 # "ok", every refusal class of the input contract, and GTZAN clips absent from the folder
 STATUSES = ("ok", *REASONS, "missing")
@@ -117,7 +118,6 @@ def write_report(report: dict, out_dir: Path) -> None:
     (out_dir / "validate_summary.json").write_text(json.dumps(
         {"data_source": report["data_source"], "n_files": report["n_files"],
          "n_ok": report["n_ok"], **{f"n_{k}": v for k, v in report["counts"].items()}}, indent=1))
-    from genreflow.stages.plots import plot_class_counts
 
     plot_class_counts(table[["ok"]].rename(columns={"ok": "usable clips"}),
                       f"Usable clips per genre [{report['data_source']}]",

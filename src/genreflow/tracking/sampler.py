@@ -11,6 +11,7 @@ bad, so workers also spread out after the start-up phase. Nothing runs at import
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -35,8 +36,6 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         self._tpe = self._make(seed)
 
     def _make(self, seed: int) -> optuna.samplers.TPESampler:
-        import warnings
-
         with warnings.catch_warnings():  # constant_liar is "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self._n_startup,

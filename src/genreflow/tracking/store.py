@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import subprocess
+import time
+import types
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from genreflow.core.config import TrackingConfig
+from genreflow.core.errors import GenreflowError
 from genreflow.tracking.requirements import pip_requirements
 
 
@@ -22,6 +28,7 @@ def setup_mlflow(tracking: TrackingConfig, experiment: str) -> str:
     Several processes may create the experiment at once (tune workers sharing a store):
     the one that loses the race uses the winner's.
     """
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -58,8 +65,6 @@ def retry_store_setup(call, attempts: int = 8):
     """``call()``, retried while a concurrent process is still setting the store up or has
     just written the same row (an MLflow tracking store or an Optuna storage: both create
     their tables on first use; the retry finds the other's row and uses it)."""
-    import time
-
     for attempt in range(attempts):
         try:
             return call()
@@ -72,6 +77,7 @@ def retry_store_setup(call, attempts: int = 8):
 def redact(url: str) -> str:
     """``url`` with any password hidden (safe to log)."""
     try:
+        # deferred: SQLAlchemy import (see docs/benchmarks.md, Import cost)
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
@@ -92,17 +98,17 @@ def _scheme(uri: str) -> str:
 def check_reachable(uri: str) -> None:
     """Refuse within seconds a tracking server or PostgreSQL store that does not answer
     (MLflow itself retries for 2-4 minutes before it gives up). Asked once per process."""
-    from genreflow.core.errors import GenreflowError
-
     if uri in _ANSWERED:
         return
     scheme = _scheme(uri)
     try:
         if scheme in ("http", "https"):
+            # deferred: requests import (see docs/benchmarks.md, Import cost)
             import requests
 
             requests.get(uri.rstrip("/") + "/health", timeout=10)  # any answer will do
         elif scheme.startswith("postgresql"):
+            # deferred: SQLAlchemy import (see docs/benchmarks.md, Import cost)
             import sqlalchemy
 
             engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": 10})
@@ -111,8 +117,6 @@ def check_reachable(uri: str) -> None:
             finally:
                 engine.dispose()
     except Exception as exc:
-        import re
-
         text = str(exc).strip()
         errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)  # requests nests the cause
         reason = errno.group(0) if errno else (text.splitlines() or [type(exc).__name__])[0]
@@ -127,9 +131,8 @@ def require_registry(model_uri: str) -> None:
     """A ``models:/`` or ``runs:/`` URI needs the project's tracking store: refuse at once
     when it does not answer, and (rather than let MLflow create an empty ``mlflow.db``
     wherever the command runs) when its SQLite store file is absent."""
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow
-
-    from genreflow.core.errors import GenreflowError
 
     if not model_uri.startswith(("models:", "runs:")):
         return
@@ -184,11 +187,9 @@ def log_keras_model(model, input_example, name: str = "model", step: int = 0):
     ``mlflow.keras.save_model`` (MLflow 3.17) writes the input example before
     it creates the model folder; creating the folder first avoids that.
     """
-    import os
-    import types
 
+    # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow.keras
-    import numpy as np
     from mlflow.models import Model, infer_signature
 
     def save_model(path: str, **kwargs):

@@ -21,6 +21,9 @@ import keras
 import numpy as np
 from keras import layers
 
+from genreflow.kinds.musicnn.front import clip_patches, resampled_copy
+from genreflow.kinds.musicnn.net import N_MELS, SAMPLE_RATE
+
 #: the narrow-band view: the clip as a recording at this rate reaches the front-end
 NARROW_RATE = 12000
 #: a patch whose mean log-mel (musicnn's log10(1 + 10^4 mel)) over the bands wholly above
@@ -33,9 +36,8 @@ NARROW_LEVEL = 1e-3
 @functools.cache
 def first_high_band() -> int:
     """Index of the first of musicnn's 96 mel bands whose lower edge is at NARROW_RATE / 2 or above."""
+    # deferred: librosa import (see docs/benchmarks.md, Import cost)
     import librosa
-
-    from genreflow.kinds.musicnn.net import N_MELS, SAMPLE_RATE
 
     lower = librosa.mel_frequencies(N_MELS + 2, fmin=0.0, fmax=SAMPLE_RATE / 2)[:-2]
     return int(np.argmax(lower >= NARROW_RATE / 2))
@@ -43,8 +45,6 @@ def first_high_band() -> int:
 
 def narrow_patches(y: np.ndarray) -> np.ndarray:
     """The narrow-band view's patches of a 16 kHz signal (every band above 6 kHz emptied)."""
-    from genreflow.kinds.musicnn.front import clip_patches, resampled_copy
-
     return clip_patches(resampled_copy(y, NARROW_RATE))
 
 

@@ -9,6 +9,9 @@ import functools
 
 import numpy as np
 
+from genreflow.audio.decode import normalise_loudness, resample
+from genreflow.kinds.musicnn.net import SAMPLE_RATE, musicnn_front_end, patches
+
 
 def clip_patches(y: np.ndarray) -> np.ndarray:
     """The front-end shared by embedding, fine-tuning and serving: ``(n, 187, 96)``.
@@ -16,18 +19,12 @@ def clip_patches(y: np.ndarray) -> np.ndarray:
     Loudness-normalised 16 kHz signal, musicnn's log-mel, non-overlapping 3 s patches
     over real audio (a signal shorter than one patch is repeated to one).
     """
-    from genreflow.audio.decode import normalise_loudness
-    from genreflow.kinds.musicnn.net import musicnn_front_end, patches
-
     return patches(musicnn_front_end(normalise_loudness(y)), pad_short=True)
 
 
 def resampled_copy(y: np.ndarray, rate: int) -> np.ndarray:
     """``y`` (16 kHz) as a recording at ``rate`` reaches the front-end: down to ``rate``
     and back up, which empties the bands above ``rate / 2``."""
-    from genreflow.audio.decode import resample
-    from genreflow.kinds.musicnn.net import SAMPLE_RATE
-
     return resample(resample(y, SAMPLE_RATE, rate), rate, SAMPLE_RATE)
 
 
@@ -37,7 +34,7 @@ def band_limit_copies(share: float, rates: tuple[int, ...] | None = None):
     11.025 kHz, ``keras_parts.LOW_RATES``), less 0-10 % for a resampler's transition band:
     what an 8 or 11 kHz recording is by the time it reaches the front-end. All draws come
     from the clip's digest, so they do not change with the split or seed (and the cache holds)."""
-    from genreflow.kinds.musicnn.net import SAMPLE_RATE
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     from genreflow.models.layers import LOW_RATES, TRANSITION
 
     if share <= 0:

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genreflow.audio import decode as audio_decode
+from genreflow.audio.decode import LOUDNESS_DBFS
 from genreflow.core.config import ConfigError
-from genreflow.kinds import register_kind
+from genreflow.kinds import register_kind, settings
 from genreflow.kinds.base import (
     KindConfig,
     Labels,
@@ -26,9 +28,18 @@ from genreflow.kinds.base import (
     TrainContext,
     check_share,
 )
-from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
+from genreflow.kinds.embedding_cache import code_digest, embed_manifest, file_md5, load_embeddings
 from genreflow.kinds.musicnn.front import band_limit_copies, clip_patches
+from genreflow.kinds.musicnn.net import (
+    BLOCKS,
+    SAMPLE_RATE,
+    VARIANTS,
+    build_musicnn,
+    set_trainable_from,
+    weights_dir,
+)
 from genreflow.kinds.musicnn.top import build_top, frozen_top_data, softmax
+from genreflow.models.forward import forward, mean_by_track
 
 LAYERS = ("penultimate", "max_pool", "mean_pool", "taggram")
 NARROW_VIEW = "narrow"  # the embed stage's subfolder for the narrow-band view
@@ -52,7 +63,6 @@ class MusicnnConfig(KindConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from genreflow.kinds.musicnn.net import BLOCKS, VARIANTS
 
         for name, value, allowed in (("variant", self.variant, VARIANTS),
                                      ("layer", self.layer, LAYERS), ("top", self.top, TOPS)):
@@ -74,10 +84,10 @@ class MusicnnConfig(KindConfig):
 def frozen(variant: str):
     """The pretrained network, frozen, with every embedding as an output (a dict), and
     ``narrow_band``: 1 for a patch with nothing above 6 kHz (``band``)."""
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
 
     from genreflow.kinds.musicnn.band import NarrowBand, first_high_band
-    from genreflow.kinds.musicnn.net import build_musicnn, set_trainable_from
 
     net = build_musicnn(variant)
     set_trainable_from(net, None)
@@ -87,6 +97,7 @@ def frozen(variant: str):
 
 def base_model(variant: str, layer: str):
     """The frozen pretrained network with one output: ``layer``'s embedding per patch."""
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
 
     net = frozen(variant)
@@ -102,16 +113,11 @@ class Musicnn(ModelKind):
     def embed(self, cfg, manifest: pd.DataFrame, out_dir: Path, data_source: str,
               log=print) -> dict:
         """The ``embed`` stage for this kind: per-patch embeddings of every clip."""
-        from genreflow.kinds import settings
-
         mcfg: MusicnnConfig = settings(cfg.train, self.name)
-        from genreflow.audio.decode import LOUDNESS_DBFS
-        from genreflow.kinds.embedding_cache import code_digest, file_md5
-        from genreflow.kinds.musicnn.net import weights_dir
 
         key = self._key(mcfg)
         index = next(weights_dir(mcfg.variant).glob("*.index"))
-        from genreflow.audio import decode as audio_decode
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.kinds.musicnn import band, front, net
 
         # the front-end's code: resampling and loudness in audio.decode, the network, the patches and
@@ -141,14 +147,11 @@ class Musicnn(ModelKind):
 
     @staticmethod
     def _rate() -> int:
-        from genreflow.kinds.musicnn.net import SAMPLE_RATE
-
         return SAMPLE_RATE
 
     def prepare(self, ctx: TrainContext, cfg: MusicnnConfig) -> Prepared:
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
-
-        from genreflow.models.forward import forward, mean_by_track
 
         emb = load_embeddings(ctx.embeddings_dir / self.name)
         if emb.key != self._key(cfg):
@@ -164,6 +167,7 @@ class Musicnn(ModelKind):
         patch = keras.Input(base.input_shape[1:], name="patch")
         head_input = base(patch)
         if routed:
+            # deferred: Keras import (see docs/benchmarks.md, Import cost)
             from genreflow.kinds.musicnn.band import NarrowBand, first_high_band
 
             head_input = [head_input, NarrowBand(first_high_band(), name="narrow_band")(patch)]
@@ -178,8 +182,6 @@ class Musicnn(ModelKind):
             narrow = load_embeddings(ctx.embeddings_dir / self.name / NARROW_VIEW) if routed else None
             data, track_probs = frozen_top_data(emb, narrow, top, top_logits, linear)
         else:
-            from genreflow.kinds.musicnn.net import set_trainable_from
-
             set_trainable_from(base, cfg.trainable_from)
             net = servable
             spectra = emb.patches_from_audio(clip_patches, self._rate(), ctx.log)
@@ -207,6 +209,7 @@ class Musicnn(ModelKind):
         return clip_patches(y)
 
     def load_servable(self, path: Path):
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import genreflow.kinds.musicnn.band  # noqa: F401  (registers its layers)
 
         return super().load_servable(path)

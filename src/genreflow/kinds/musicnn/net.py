@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genreflow.audio.spectrum import mel_basis, power_spectrogram
 from genreflow.core.errors import GenreflowError
 
 SAMPLE_RATE = 16000
@@ -112,8 +113,6 @@ def musicnn_front_end(y: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarr
     power to float16 *before* multiplying by 10000, which overflows to ``inf`` on loud frames
     (power > 6.55); here everything is computed in float32, so loud frames stay finite.
     """
-    from genreflow.audio.spectrum import mel_basis, power_spectrogram
-
     if sample_rate != SAMPLE_RATE:
         raise GenreflowError(f"musicnn front-end: audio must be at {SAMPLE_RATE} Hz, "
                              f"got {sample_rate} Hz (resample first)")
@@ -162,6 +161,7 @@ def build_musicnn(variant: str = "MSD_musicnn", n_tags: int = 50, n_frames: int 
     the temporal mean and max of the concatenated front- and mid-end features). Batch norms run
     in inference mode unless their block is made trainable and the model is called in training.
     """
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     from keras import layers
 
@@ -219,6 +219,7 @@ def build_musicnn(variant: str = "MSD_musicnn", n_tags: int = 50, n_frames: int 
 
 def load_checkpoint(model, folder: str | Path) -> None:
     """Copy musicnn's checkpoint variables (Adam slots skipped) into ``model``'s layers."""
+    # deferred: TensorFlow import (see docs/benchmarks.md, Import cost)
     import tensorflow as tf
 
     reader = tf.compat.v1.train.NewCheckpointReader(str(Path(folder)) + "/")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genreflow.models.forward import forward, mean_by_track
+
 
 def build_top(n_features: int, n_classes: int, cfg, train_x=None, narrow_band: bool = False):
     """``(top, top_logits)``: standardise (training-split statistics), then a linear or
@@ -12,6 +14,7 @@ def build_top(n_features: int, n_classes: int, cfg, train_x=None, narrow_band: b
     With ``narrow_band`` the top takes ``[embedding, flag]`` and holds two output layers, one
     for full-band rows (flag 0) and one for narrow-band rows (flag 1): see ``band``.
     """
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     from keras import layers
 
@@ -27,6 +30,7 @@ def build_top(n_features: int, n_classes: int, cfg, train_x=None, narrow_band: b
         x = layers.Dropout(cfg.dropout)(x)
     inputs = inp
     if narrow_band:
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.models.layers import RouteByBand
 
         flag = keras.Input(shape=(1,), name="narrow_band")
@@ -56,8 +60,8 @@ def frozen_top_data(emb, narrow, top, top_logits, linear: bool):
 
     Returns ``({split: (x, y)}, track_probs)``.
     """
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     from genreflow.kinds.musicnn.band import training_rows
-    from genreflow.models.forward import forward, mean_by_track
 
     def rows(e, split: str):
         with_aug = split == "train" and bool(emb.aug_counts)
