@@ -4,10 +4,10 @@ The code a stage runs is derived statically: its ``cmd: genreflow <command>`` na
 function in cli.py; from there every ``import genreflow.x`` / ``from genreflow.x import y``
 / ``from . import y`` (also inside functions), every parent package's ``__init__``, every
 ``importlib.import_module("genreflow.x")`` and every ``"genreflow.x"`` string (e.g.
-``importlib.resources.files("genreflow.resources")``) is followed transitively. A package
-whose ``__init__`` imports modules by computed name (a plug-in registry walking its own
-folder) counts as importing all its modules, those of its subpackages too. A package's data
-files count as its code.
+``importlib.resources.files("genreflow.stages.resources")``) is followed transitively. A
+package whose ``__init__`` imports modules by computed name (a plug-in registry walking its
+own folder) counts as importing all its modules, those of its subpackages too. A package's
+data files count as its code.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _imports(nodes: list[ast.AST], module: str) -> set[str]:
                             "package __init__; teach test_dvc_deps.py how to follow it")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                 _ours(node.value):
-            found.add(node.value)  # e.g. importlib.resources.files("genreflow.resources")
+            found.add(node.value)  # e.g. resources.files("genreflow.stages.resources")
     return {m for name in found if _ours(name) for m in _with_parents(name) if _ours(m)}
 
 
