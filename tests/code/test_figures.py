@@ -1,4 +1,5 @@
-"""Tests for genreflow.stages.figures (per-clip figures 1-5) and genreflow.stages.plots (run charts)."""
+"""Tests for genreflow.stages.figures (per-clip figures 1-5) and genreflow.stages.plots (run
+charts)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Model kinds as plug-ins: a name-to-kind registry that each kind module fills.
 
-Adding a kind is one new module here (or a subpackage, as ``musicnn/``) that defines a :class:`~genreflow.kinds.base.ModelKind`
-subclass decorated with :func:`register_kind`, plus its line in ``_BUILTIN`` and its
-``train.<name>`` section in ``params.yaml``. See README, "Adding a model kind".
+Adding a kind is one new module here (or a subpackage, as ``musicnn/``) that defines a
+:class:`~genreflow.kinds.base.ModelKind` subclass decorated with :func:`register_kind`, plus
+its line in ``_BUILTIN`` and its ``train.<name>`` section in ``params.yaml``. See README,
+"Adding a model kind".
 """
 
 from __future__ import annotations

@@ -33,7 +33,11 @@ import pandas as pd  # noqa: E402
 import soundfile as sf  # noqa: E402
 import yaml  # noqa: E402
 
-from genreflow.audio.contract import from_model_config, header_seconds, to_model_config  # noqa: E402
+from genreflow.audio.contract import (  # noqa: E402
+    from_model_config,
+    header_seconds,
+    to_model_config,
+)
 from genreflow.audio.refusal import AudioError  # noqa: E402
 from genreflow.core.config import AudioConfig  # noqa: E402
 from genreflow.core.quiet import import_tensorflow  # noqa: E402

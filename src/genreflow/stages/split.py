@@ -22,7 +22,8 @@ class SplitError(GenreflowError, ValueError):
 
 def fault_filtered_lists() -> dict[str, list[str]]:
     """The fault-filtered GTZAN split (Kereliuk, Sturm & Larsen 2015), as shipped."""
-    text = resources.files("genreflow.stages.resources").joinpath("gtzan_fault_filtered.json").read_text()
+    text = resources.files("genreflow.stages.resources").joinpath(
+        "gtzan_fault_filtered.json").read_text()
     raw = json.loads(text)
     return {"train": raw["train"], "val": raw["valid"], "test": raw["test"]}
 

@@ -120,9 +120,9 @@ class Musicnn(ModelKind):
         # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.kinds.musicnn import band, front, net
 
-        # the front-end's code: resampling and loudness in audio.decode, the network, the patches and
-        # copies, the band flag (not this module: a change to the top must not re-embed);
-        # comments and docstrings are not part of it
+        # the front-end's code: resampling and loudness in audio.decode, the network, the
+        # patches and copies, the band flag (not this module: a change to the top must not
+        # re-embed); comments and docstrings are not part of it
         code = [code_digest(m.__file__) for m in (audio_decode, net, front, band)]
         cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
                      "loudness_dbfs": LOUDNESS_DBFS,
