@@ -23,19 +23,21 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from genreflow.tfenv import set_tf_environment
+from genreflow.core.tfenv import set_tf_environment
 
 set_tf_environment()
 
 
 def main() -> None:
-    from genreflow.audio import read_source
-    from genreflow.config import load_config
-    from genreflow.features import compute_features, write_features
+    from genreflow.audio.decode import read_source
+    from genreflow.core.config import load_config
     from genreflow.kinds import get_kind
-    from genreflow.split import make_split, split_digest, write_split
-    from genreflow.train import train_model
-    from genreflow.validate import validate_dataset
+    from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
+    from genreflow.stages.features import compute_features
+    from genreflow.stages.split import make_split, write_split
+    from genreflow.stages.train import train_model
+    from genreflow.stages.validate import validate_dataset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--gtzan", default=os.environ.get("GTZAN_DIR", "../shared/gtzan"),

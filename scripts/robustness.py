@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genreflow.audio import resample  # soxr HQ, as in the served path
-from genreflow.codec import encode  # libsndfile, written in blocks
+from genreflow.audio.codec import encode  # libsndfile, written in blocks
+from genreflow.audio.decode import resample  # soxr HQ, as in the served path
 
 VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "44.1 kHz stereo WAV": lambda y, sr: encode(
@@ -33,8 +33,9 @@ VARIANTS: dict[str, Callable[[np.ndarray, int], bytes]] = {
 
 def evaluate(bundle: Path, paths: list[str], genres: list[str], audio) -> dict:
     """Accuracy on the original files and on every variant, and agreement with the original."""
-    from genreflow.audio import AudioError, decode
-    from genreflow.inference import GenrePredictor
+    from genreflow.audio.decode import decode
+    from genreflow.audio.refusal import AudioError
+    from genreflow.serving.predictor import GenrePredictor
 
     pred = GenrePredictor.from_bundle(bundle)
 

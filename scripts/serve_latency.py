@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from genreflow.config import RegisterConfig
+from genreflow.core.config import RegisterConfig
 
 
 def free_port() -> int:

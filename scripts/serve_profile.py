@@ -21,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-from genreflow.tfenv import set_tf_environment
+from genreflow.core.tfenv import set_tf_environment
 
 set_tf_environment()
 
@@ -47,8 +47,8 @@ def main() -> None:
     import soundfile as sf
     from mlflow.pyfunc import scoring_server
 
-    from genreflow.audio import decode, resample
-    from genreflow.quiet import import_tensorflow
+    from genreflow.audio.decode import decode, resample
+    from genreflow.core.quiet import import_tensorflow
 
     import_tensorflow()
     model = mlflow.pyfunc.load_model(args.model)
@@ -76,10 +76,10 @@ def main() -> None:
     fe = pred.pre.front_end
     rows["  front-end: the kind's windows (log-mel...)"], x = timed(
         lambda: pred.kind.audio_windows(y, fe), n)
-    from genreflow.inference import forward
+    from genreflow.models.forward import forward
 
     rows[f"  model forward ({len(x)} windows)"], _ = timed(lambda: forward(pred.model, x, frozen=True), n)
-    from genreflow.contract import audio_blocks
+    from genreflow.audio.contract import audio_blocks
 
     rows["decode + front-end + model, one thread"], _ = timed(
         lambda: pred.probs_from_blocks(audio_blocks(raw, py.audio, pred.sample_rate)), n)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.config import AudioConfig
-from genreflow.tfenv import set_tf_environment
+from genreflow.core.config import AudioConfig
+from genreflow.core.tfenv import set_tf_environment
 
 set_tf_environment()
 
@@ -60,7 +60,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def tiny_config(root: Path, data_dir: Path):
     """A config shrunk for tests: short clips and segments, 2 epochs, tracking in ``root``."""
-    from genreflow.config import Config
+    from genreflow.core.config import Config
     from tests_helpers import all_settings
 
     cfg = Config()
@@ -107,9 +107,11 @@ def tiny_project(tiny_data: Path, tiny_features: Path, tmp_path: Path, monkeypat
 
 def prepare_features(cfg, root: Path) -> Path:
     """Validate, split and featurise ``cfg.data``; the features folder under ``root``."""
-    from genreflow.features import compute_features, write_features
-    from genreflow.split import make_split, split_digest
-    from genreflow.validate import validate_dataset
+    from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
+    from genreflow.stages.features import compute_features
+    from genreflow.stages.split import make_split
+    from genreflow.stages.validate import validate_dataset
 
     quiet = lambda m: None  # noqa: E731
     report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet, audio=cfg.audio)
@@ -128,9 +130,9 @@ def tiny_model(tiny_data, tmp_path_factory):
     local MLflow model folder (served and loaded without a tracking store)."""
     import mlflow
 
-    from genreflow.serve import log_audio_model
-    from genreflow.tracking import setup_mlflow
-    from genreflow.train import train_model
+    from genreflow.serving.pyfunc import log_audio_model
+    from genreflow.tracking.store import setup_mlflow
+    from genreflow.stages.train import train_model
 
     root = tmp_path_factory.mktemp("serve")
     with pytest.MonkeyPatch.context() as mp:

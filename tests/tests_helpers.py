@@ -189,9 +189,9 @@ def tune_worker(cfg, features_dir: Path, tracking_uri: str, n_trials: int) -> di
     import os
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    from genreflow.tfenv import set_tf_environment
+    from genreflow.core.tfenv import set_tf_environment
 
     set_tf_environment()
-    from genreflow.tune import tune
+    from genreflow.stages.tune import tune
 
     return tune(cfg, features_dir, n_trials=n_trials, log=lambda m: None)

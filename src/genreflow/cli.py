@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 data_app = typer.Typer(no_args_is_help=True, help="Bring audio into data/ (tracked by data.dvc).")
 app.add_typer(data_app, name="data")
 
-from genreflow import paths  # noqa: E402  (light: constants only)
+from genreflow.core import paths  # noqa: E402
+from genreflow.core.errors import GenreflowError, require  # noqa: E402
+from genreflow.core.quiet import import_tensorflow  # noqa: E402
+from genreflow.core.tfenv import set_tf_environment  # noqa: E402
 
 Params = Annotated[Path, typer.Option("--params", "-p", help="Parameter file.")]
 PARAMS_DEFAULT = Path("params.yaml")
@@ -26,16 +30,12 @@ PARAMS_DEFAULT = Path("params.yaml")
 @app.callback()
 def _quiet_tensorflow() -> None:
     """TensorFlow's environment (quiet start-up, oneDNN kernels) before any stage imports it."""
-    from genreflow.tfenv import set_tf_environment
-
     set_tf_environment()
 
 
 def _load_tensorflow() -> None:
     """Import TensorFlow now, with its start-up notices (oneDNN, absl) kept off stderr: for the
     commands that train, embed or score models (a later plain ``import keras`` would print them)."""
-    from genreflow.quiet import import_tensorflow
-
     import_tensorflow()
 
 
@@ -55,8 +55,6 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genreflow.errors import GenreflowError
-
         try:
             return fn(*args, **kwargs)
         except GenreflowError as exc:
@@ -72,7 +70,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _cfg(params: Path):
-    from genreflow.config import load_config
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.core.config import load_config
 
     return load_config(params)
 
@@ -82,7 +81,7 @@ def _intake(params: Path, **options: float | None):
     """``intake`` limits: params.yaml's section (when the file exists), then the options given."""
     from dataclasses import replace
 
-    from genreflow.config import IntakeConfig, load_config
+    from genreflow.core.config import IntakeConfig, load_config
 
     base = load_config(params).intake if params.exists() else IntakeConfig()
     return replace(base, **{k: v for k, v in options.items() if v is not None})
@@ -112,6 +111,7 @@ def data_get(
                                                          "[intake.download_minutes: 360]")] = None,
 ) -> None:
     """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST, within bounds."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import get_data, track_with_dvc
 
     limits = _intake(params, max_clip_mb=max_clip_mb, max_total_gb=max_total_gb,
@@ -133,6 +133,7 @@ def data_synth(
     dvc: Annotated[bool, typer.Option(help="Run `dvc add` on the result.")] = True,
 ) -> None:
     """Make a deterministic, GTZAN-shaped synthetic set of 10 classes."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import synth, track_with_dvc
 
     info = synth(dest, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed, log=_log)
@@ -152,6 +153,7 @@ def data_auto(
     params: Params = PARAMS_DEFAULT,
 ) -> None:
     """Use GTZAN_DIR when set, else the synthetic set (said loudly)."""
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import prepare_default, track_with_dvc
 
     prepare_default(dest, gtzan_dir=gtzan_dir or None, log=_log, limits=_intake(params),
@@ -167,7 +169,8 @@ def validate(params: Params = PARAMS_DEFAULT,
              out: Annotated[Path, typer.Option(help="Report folder.")] = paths.VALIDATE_REPORTS,
              ) -> None:
     """Stage 1: decode every clip; report and exclude the unusable ones (Fig. 6)."""
-    from genreflow.validate import format_table, validate_dataset, write_report
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.validate import format_table, validate_dataset, write_report
 
     cfg = _cfg(params)
     report = validate_dataset(cfg.data, cfg.validate, workers=cfg.features.workers, log=_log,
@@ -185,8 +188,8 @@ def split(params: Params = PARAMS_DEFAULT,
           manifest: Path = paths.SPLIT_MANIFEST,
           out: Path = paths.SPLIT_REPORTS) -> None:
     """Stage 2: choose genres, balance, split by track (Fig. 7)."""
-    from genreflow.errors import require
-    from genreflow.split import format_table, make_split, write_split
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.split import format_table, make_split, write_split
 
     cfg = _cfg(params)
     rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
@@ -202,21 +205,19 @@ def features(params: Params = PARAMS_DEFAULT,
              manifest: Path = paths.SPLIT_MANIFEST,
              out: Path = paths.FEATURES_DIR) -> None:
     """Stage 3: log-mel spectrograms for every split, cached for training."""
-    import time
-
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     import pandas as pd
 
-    from genreflow.audio import read_source
-    from genreflow.errors import require
-    from genreflow.features import compute_features, write_features
+    from genreflow.audio.decode import read_source
+    from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
+    from genreflow.stages.features import compute_features
 
     cfg = _cfg(params)
     table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
     t0 = time.perf_counter()
     feats, classes, failed = compute_features(table, cfg.features, log=_log)
     elapsed = time.perf_counter() - t0
-    from genreflow.split import split_digest
-
     meta = write_features(feats, classes, failed, cfg.features,
                           read_source(cfg.data.dir).get("source", "unknown"), out,
                           split_digest=split_digest(table))
@@ -232,24 +233,16 @@ def embed(params: Params = PARAMS_DEFAULT,
           out: Path = paths.EMBEDDINGS_DIR) -> None:
     """Embeddings of every clip by the frozen pretrained bases of the kinds in train.models."""
     _load_tensorflow()
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     import pandas as pd
 
-    from genreflow.audio import read_source
-    from genreflow.kinds import check_models, get_kind
+    from genreflow.kinds import check_models
+    from genreflow.stages.embed import embed_all
 
     cfg = _cfg(params)
-    from genreflow.errors import require
-
     check_models(cfg.train)
     table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
-    out.mkdir(parents=True, exist_ok=True)
-    done = {}
-    for name in cfg.train.models:
-        meta = get_kind(name).embed(cfg, table, out / name,
-                                    read_source(cfg.data.dir).get("source", "unknown"), log=_log)
-        if meta is not None:
-            done[name] = {"clips": len(meta["clips"]["clip_id"]), "failed": len(meta["failed"])}
-    (out / "index.json").write_text(json.dumps(done, indent=1))
+    done = embed_all(cfg, table, out, log=_log)
     typer.echo(f"embeddings: {done or 'no kind in train.models needs any'}")
 
 
@@ -259,8 +252,8 @@ def figures(params: Params = PARAMS_DEFAULT,
             report: Path = paths.VALIDATE_REPORT,
             out: Path = paths.FIGURES_DIR) -> None:
     """Stage 4: waveform, spectrogram, log-spectrogram, rolloff and chroma (Figs. 1-5)."""
-    from genreflow.errors import require
-    from genreflow.figures import make_figures
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.figures import make_figures
 
     cfg = _cfg(params)
     rep = json.loads(require(report, "run `dvc repro validate` first").read_text())
@@ -280,9 +273,11 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
           ) -> None:
     """Stage 5: train one model; log params, curves, confusion matrices and model to MLflow."""
     _load_tensorflow()
-    from genreflow.train import train_model
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.train import train_model
 
     cfg = _cfg(params)
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.kinds import check_models, settings
 
     check_models(cfg.train)
@@ -303,7 +298,8 @@ def tune(params: Params = PARAMS_DEFAULT,
          out: Path = paths.TUNE_REPORTS) -> None:
     """Optuna study over optimiser and learning rate; resumes a stored study."""
     _load_tensorflow()
-    from genreflow.tune import tune as run_study
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.tune import tune as run_study
 
     cfg = _cfg(params)
     summary = run_study(cfg, features_dir, n_trials=n_trials, timeout=timeout, model=model,
@@ -318,7 +314,8 @@ def register(params: Params = PARAMS_DEFAULT,
              out: Path = paths.REGISTER_REPORT) -> None:
     """Register the best run (by validation) and move `champion` if it wins."""
     _load_tensorflow()
-    from genreflow.register import register_best
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.register import register_best
 
     cfg = _cfg(params)
     d = register_best(cfg, manifest, out=out, log=_log)
@@ -334,7 +331,9 @@ def report_cmd(params: Params = PARAMS_DEFAULT,
                out: Annotated[Path, typer.Option(help="Folder of index.html and champion.json.")]
                = paths.REPORT_DIR) -> None:
     """Summary page (offline HTML) and table: every model's track accuracy, the champion."""
-    from genreflow.report import collect, terminal_table, write_report
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.stages.report.summary import collect
+    from genreflow.stages.report.write import terminal_table, write_report
 
     cfg = _cfg(params)
     summary = collect(root, list(cfg.train.models), cfg.register.model_name, cfg.register.metric)
@@ -380,8 +379,9 @@ def serve(model: Annotated[str | None, typer.Argument(
     framing), every request has one deadline, slow and idle connections are closed, a
     missing Content-Type (or curl -d's form type) means JSON, and errors carry genreflow's
     one-line message and a `reason` class. No TLS: expose it only through a reverse proxy."""
-    from genreflow.server import Limits
-    from genreflow.server import serve as run_server
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.serving.http import Limits
+    from genreflow.serving.http import serve as run_server
 
     cfg = _project_cfg(params)
     limits = Limits(timeout=timeout, header_timeout=header_timeout, keep_alive=keep_alive,
@@ -405,7 +405,8 @@ def predict(files: Annotated[list[Path], typer.Argument(help="Audio files: wav, 
     """Predict the genre of local audio files (Fig. 12).
 
     Exits 1 when any file was refused (the others are still answered)."""
-    from genreflow.predict import format_table, predict_files
+    # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
+    from genreflow.serving.predict import format_table, predict_files
 
     cfg = _project_cfg(params)
     results = predict_files(files, model_uri=model or _champion_uri(cfg), top=top,
@@ -429,7 +430,7 @@ def _project_cfg(params: Path):
 
 def _champion_uri(cfg) -> str:
     """``models:/<register.model_name>@champion``, the built-in name without a params file."""
-    from genreflow.config import RegisterConfig
+    from genreflow.core.config import RegisterConfig
 
     return (cfg.register if cfg is not None else RegisterConfig()).champion_uri
 

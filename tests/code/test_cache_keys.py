@@ -40,10 +40,10 @@ def test_inception_embedding_cache_key_covers_seed_weights_size_and_features(tmp
 
 
 def test_code_digest_ignores_comments_and_docstrings_not_code(tmp_path):
-    from genreflow.kinds import musicnn_front
     from genreflow.kinds.embedding_cache import code_digest
+    from genreflow.kinds.musicnn import front
 
-    src = Path(musicnn_front.__file__).read_text()
+    src = Path(front.__file__).read_text()
     module = tmp_path / "front.py"
     module.write_text(src)
     before = code_digest(module)

@@ -74,8 +74,8 @@ def test_missing_input_names_the_stage_to_run(tmp_path: Path, monkeypatch):
 
 
 def test_missing_features_is_a_user_error(tmp_path: Path):
-    from genreflow.errors import GenreflowError
-    from genreflow.features import load_features
+    from genreflow.core.errors import GenreflowError
+    from genreflow.models.featurestore import load_features
 
     with pytest.raises(GenreflowError, match="no features; run `dvc repro features` first"):
         load_features(tmp_path / "nowhere")
@@ -103,9 +103,9 @@ def test_debug_switch_shows_the_traceback_of_a_user_error(tmp_path: Path):
 
 
 def test_commands_that_load_models_keep_tensorflow_notices_off_stderr():
-    """With oneDNN on (genreflow.tfenv), TensorFlow prints its notice at import; the commands
+    """With oneDNN on (genreflow.core.tfenv), TensorFlow prints its notice at import; the commands
     that train, embed or score load it quietly first, so a later ``import keras`` stays silent."""
-    code = ("from genreflow.tfenv import set_tf_environment; set_tf_environment(); "
+    code = ("from genreflow.core.tfenv import set_tf_environment; set_tf_environment(); "
             "from genreflow.cli import _load_tensorflow; _load_tensorflow(); import keras")
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
     env.pop("GENREFLOW_DECODER_STDERR", None)

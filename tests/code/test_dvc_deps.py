@@ -4,9 +4,10 @@ The code a stage runs is derived statically: its ``cmd: genreflow <command>`` na
 function in cli.py; from there every ``import genreflow.x`` / ``from genreflow.x import y``
 / ``from . import y`` (also inside functions), every parent package's ``__init__``, every
 ``importlib.import_module("genreflow.x")`` and every ``"genreflow.x"`` string (e.g.
-``importlib.resources.files("genreflow.resources")``) is followed transitively. A package
-whose ``__init__`` imports modules by computed name (a plug-in registry walking its own
-folder) counts as importing all its modules. A package's data files count as its code.
+``importlib.resources.files("genreflow.stages.resources")``) is followed transitively. A
+package whose ``__init__`` imports modules by computed name (a plug-in registry walking its
+own folder) counts as importing all its modules, those of its subpackages too. A package's
+data files count as its code.
 """
 
 from __future__ import annotations
@@ -79,14 +80,14 @@ def _imports(nodes: list[ast.AST], module: str) -> set[str]:
             elif _is_package(module) and module.count(".") >= 1:
                 # a plug-in registry importing its own modules by computed name
                 folder = SRC.joinpath(*module.split("."))
-                found |= {f"{module}.{p.stem}" for p in folder.glob("*.py")
-                          if p.stem != "__init__"}
+                found |= {".".join(p.relative_to(SRC).with_suffix("").parts)
+                          for p in folder.rglob("*.py") if p.stem != "__init__"}
             else:
                 pytest.fail(f"{module}: import_module() with a computed name outside a "
                             "package __init__; teach test_dvc_deps.py how to follow it")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                 _ours(node.value):
-            found.add(node.value)  # e.g. importlib.resources.files("genreflow.resources")
+            found.add(node.value)  # e.g. resources.files("genreflow.stages.resources")
     return {m for name in found if _ours(name) for m in _with_parents(name) if _ours(m)}
 
 
@@ -318,7 +319,7 @@ def test_editing_imported_code_makes_dvc_status_report_the_stage(tmp_path: Path)
     for name, stage in all_stages.items():
         for path in required(stage):
             users.setdefault(path, set()).add(name)
-    assert "src/genreflow/cli.py" in users and "src/genreflow/errors.py" in users
+    assert "src/genreflow/cli.py" in users and "src/genreflow/core/errors.py" in users
     for path, who in sorted(users.items()):
         target = repo / path
         before = target.read_bytes()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from test_dvc_deps import ROOT, SRC, _dvc, _paths, _stub, stages
 
-from genreflow.config import TuneConfig
+from genreflow.core.config import TuneConfig
 
 #: Parameters whose values may hold credentials (set from the environment instead).
 SECRET_PARAMS = ("tune.storage", "tracking.uri")

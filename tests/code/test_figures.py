@@ -1,4 +1,5 @@
-"""Tests for genreflow.figures (per-clip figures 1-5) and genreflow.plots (run charts)."""
+"""Tests for genreflow.stages.figures (per-clip figures 1-5) and genreflow.stages.plots (run
+charts)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from genreflow.audio import Clip
-from genreflow.config import ConfigError, FeaturesConfig, FiguresConfig
-from genreflow.errors import DataError
-from genreflow.figures import (
-    FIGURE_KINDS,
-    choose_clips,
-    draw_clip_figures,
-    make_figures,
-)
-from genreflow.plots import plot_class_counts, plot_confusion_matrix, plot_learning_curves
+from genreflow.audio.decode import Clip
+from genreflow.core.config import ConfigError, FeaturesConfig, FiguresConfig
+from genreflow.core.errors import DataError
+from genreflow.stages.figures import FIGURE_KINDS, choose_clips, draw_clip_figures, make_figures
+from genreflow.stages.plots import plot_class_counts, plot_confusion_matrix, plot_learning_curves
 
 SR = 22050
 GENRES = ("blues", "jazz", "rock")

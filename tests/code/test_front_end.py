@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from genreflow.audio import rms
-from genreflow.config import FeaturesConfig
-from genreflow.spectrum import log_mel, power_spectrogram
+from genreflow.audio.decode import rms
+from genreflow.audio.spectrum import log_mel, power_spectrogram
+from genreflow.core.config import FeaturesConfig
 
 
 @pytest.mark.parametrize(("n_fft", "hop", "seconds"), [(2048, 512, 3.0), (512, 256, 1.3),
@@ -46,8 +46,8 @@ def test_rms():
 def test_frozen_forward_equals_the_keras_model():
     import keras
 
-    from genreflow.inference import forward
     from genreflow.kinds.segcnn import SegCnnConfig, build_segcnn
+    from genreflow.models.forward import forward
 
     keras.utils.set_random_seed(0)
     model = build_segcnn((16, 20), 3, SegCnnConfig(filters=[4, 8]))
@@ -67,7 +67,7 @@ def test_decoded_mono_is_the_mean_of_the_channels(tmp_path, channels):
     """The block-wise mono mix equals numpy's mean over the channels, bit for bit."""
     import soundfile as sf
 
-    from genreflow.audio import decode
+    from genreflow.audio.decode import decode
 
     rng = np.random.default_rng(channels)
     y = (0.3 * rng.standard_normal((3 * 44100, channels))).astype(np.float32)

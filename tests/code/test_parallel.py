@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genreflow.parallel import parallel_map
+from genreflow.core.parallel import parallel_map
 
 
 def test_parallel_map_keeps_order_and_results():
@@ -18,7 +18,7 @@ def test_parallel_map_keeps_order_and_results():
 def test_parallel_map_from_a_script_without_main_guard(tmp_path: Path):
     """Without TensorFlow loaded, workers are forked: a script needs no __main__ guard."""
     script = tmp_path / "plain.py"
-    script.write_text("from genreflow.parallel import parallel_map\n"
+    script.write_text("from genreflow.core.parallel import parallel_map\n"
                       "print(parallel_map(abs, [-3, -2, -1, 0], workers=2, chunksize=1))\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)

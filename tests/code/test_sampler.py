@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from genreflow.sampler import TrialSeededTPE
+from genreflow.tracking.sampler import TrialSeededTPE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

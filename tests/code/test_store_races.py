@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mlflow.exceptions import RestException
 
-from genreflow.tracking import retry_store_setup
+from genreflow.tracking.store import retry_store_setup
 
 # the message a tracking server on PostgreSQL sent when two tune workers logged one dataset
 _COLLISION = {"error_code": "BAD_REQUEST", "message": (

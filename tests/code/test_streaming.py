@@ -5,9 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from genreflow.audio import AudioStream, decode, read_ahead, resample
-from genreflow.config import FeaturesConfig
-from genreflow.spectrum import (
+from genreflow.audio.decode import AudioStream, decode, read_ahead, resample
+from genreflow.audio.spectrum import (
     AMIN_DB,
     FLOOR_DB,
     LogMelStream,
@@ -16,6 +15,7 @@ from genreflow.spectrum import (
     power_spectrogram,
     signal_log_mel,
 )
+from genreflow.core.config import FeaturesConfig
 
 
 def _reference_db(y: np.ndarray, cfg: FeaturesConfig) -> np.ndarray:

@@ -22,7 +22,8 @@ import yaml
 from typer.testing import CliRunner
 
 from genreflow.cli import app
-from genreflow.report import collect, terminal_table, write_report
+from genreflow.stages.report.summary import collect
+from genreflow.stages.report.write import terminal_table, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -125,8 +126,8 @@ def test_dvc_plots_show_json_has_training_and_validation_loss_and_accuracy(tmp_p
 
 
 def test_split_writes_counts_in_long_format(tmp_path: Path):
-    from genreflow.config import SplitConfig
-    from genreflow.split import write_split
+    from genreflow.core.config import SplitConfig
+    from genreflow.stages.split import write_split
 
     manifest = pd.DataFrame({"clip_id": ["b.1", "b.2", "b.3", "m.1", "m.2", "m.3"],
                              "genre": ["blues"] * 3 + ["metal"] * 3, "path": ["x"] * 6,

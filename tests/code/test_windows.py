@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genreflow.audio import normalise_loudness
-from genreflow.errors import GenreflowError
+from genreflow.audio.decode import normalise_loudness
+from genreflow.core.errors import GenreflowError
 from genreflow.kinds.logmel import segment_windows, whole_windows
 
 

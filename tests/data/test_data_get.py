@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.audio import SOURCE_FILE, decode, find_clips
+from genreflow.audio.decode import SOURCE_FILE, decode, find_clips
 from genreflow.data import DataError, get_data
 from tests_helpers import Logs
 

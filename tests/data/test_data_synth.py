@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.audio import SOURCE_FILE, decode, find_clips
-from genreflow.config import GTZAN_GENRES
+from genreflow.audio.decode import SOURCE_FILE, decode, find_clips
+from genreflow.core.config import GTZAN_GENRES
 from genreflow.data import DataError, prepare_default, synth, track_with_dvc
 from tests_helpers import Logs
 

@@ -12,16 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.audio import AudioError, decode
-from genreflow.config import AudioConfig, ConfigError, config_from_dict
-from genreflow.contract import (
-    ALL_REASONS,
-    check_path,
-    from_model_config,
-    header_seconds,
-    load_audio,
-    to_model_config,
-)
+from genreflow.audio.decode import decode
+from genreflow.audio.refusal import AudioError
+from genreflow.core.config import AudioConfig, ConfigError, config_from_dict
+from genreflow.audio.contract import ALL_REASONS, check_path, from_model_config, header_seconds, load_audio, to_model_config
 from tests_helpers import awkward_files, with_wav_rate
 
 CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0)
@@ -115,9 +109,9 @@ def _no_control(text: str) -> bool:
 
 
 def test_file_names_are_escaped_in_every_message(tmp_path):
-    from genreflow.audio import Clip
-    from genreflow.predict import format_table
-    from genreflow.validate import check_clip
+    from genreflow.audio.decode import Clip
+    from genreflow.serving.predict import format_table
+    from genreflow.stages.validate import check_clip
 
     path = tmp_path / HOSTILE_NAME
     path.write_bytes(_tone_wav(tmp_path / "ok.wav").read_bytes()[:2000])  # cut short
@@ -138,8 +132,8 @@ def test_file_names_are_escaped_in_every_message(tmp_path):
 
 
 def test_validate_logs_escaped_names(tmp_path):
-    from genreflow.config import DataConfig, ValidateConfig
-    from genreflow.validate import validate_dataset
+    from genreflow.core.config import DataConfig, ValidateConfig
+    from genreflow.stages.validate import validate_dataset
 
     genre = tmp_path / "data" / "blues"
     genre.mkdir(parents=True)

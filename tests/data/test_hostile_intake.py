@@ -24,12 +24,12 @@ import soundfile as sf
 import yaml
 from typer.testing import CliRunner
 
-from genreflow.audio import SOURCE_FILE
+from genreflow.audio.decode import SOURCE_FILE
 from genreflow.cli import app
-from genreflow.config import IntakeConfig
+from genreflow.core.config import IntakeConfig
 from genreflow.data import prepare_default
 from genreflow.data.limits import Budget, check_free
-from genreflow.errors import DataError
+from genreflow.core.errors import DataError
 from tests_helpers import Logs
 
 runner = CliRunner()

@@ -24,8 +24,8 @@ def _band_share(y: np.ndarray, sr: int, above_hz: float) -> float:
 def copies():
     import robustness
 
-    from genreflow.config import AudioConfig
-    from genreflow.contract import load_audio
+    from genreflow.audio.contract import load_audio
+    from genreflow.core.config import AudioConfig
 
     rng = np.random.default_rng(0)
     t = np.arange(12 * SR) / SR

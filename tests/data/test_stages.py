@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genreflow.config import (
+from genreflow.core.config import (
     AudioConfig,
     Config,
     DataConfig,
@@ -18,9 +18,10 @@ from genreflow.config import (
     SplitConfig,
     ValidateConfig,
 )
-from genreflow.features import compute_features, load_features, write_features
-from genreflow.split import SplitError, make_split, split_sizes, write_split
-from genreflow.validate import validate_dataset, write_report
+from genreflow.models.featurestore import load_features, write_features
+from genreflow.stages.features import compute_features
+from genreflow.stages.split import SplitError, make_split, split_sizes, write_split
+from genreflow.stages.validate import validate_dataset, write_report
 from tests_helpers import make_dataset
 
 quiet = lambda m: None  # noqa: E731
@@ -98,7 +99,7 @@ def test_split_genre_subset_and_errors(dataset: Path):
 
 
 def test_fault_filtered_split_applied_exactly(tmp_path: Path):
-    from genreflow.split import fault_filtered_lists
+    from genreflow.stages.split import fault_filtered_lists
 
     lists = fault_filtered_lists()
     def first(split: str, genre: str, n: int) -> list[str]:
@@ -164,7 +165,7 @@ def test_features_shapes_and_train_only_normaliser(dataset: Path, tmp_path: Path
 
 def test_mp3_copies_are_made_for_training_clips_only_aligned_and_repeatable(dataset: Path,
                                                                           tmp_path: Path):
-    from genreflow.codec import MP3_LEVELS, mp3_level
+    from genreflow.audio.codec import MP3_LEVELS, mp3_level
 
     manifest = make_split(_report(dataset), SplitConfig(ratios=[0.6, 0.2, 0.2]),
                           DataConfig(dir=str(dataset)), log=quiet)
@@ -191,7 +192,7 @@ def test_mp3_copies_are_made_for_training_clips_only_aligned_and_repeatable(data
 
 
 def test_config_errors_name_the_field(tmp_path: Path):
-    from genreflow.config import ConfigError, config_from_dict, load_config
+    from genreflow.core.config import ConfigError, config_from_dict, load_config
 
     with pytest.raises(ConfigError, match=r"split\.method"):
         config_from_dict({"split": {"method": "random"}})

@@ -344,7 +344,7 @@ def test_a_public_host_prints_a_warning_without_binding(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
     from genreflow.cli import app
-    from genreflow.server import exposure_warning
+    from genreflow.serving.http import exposure_warning
 
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert exposure_warning(host, with_key=False) is None
@@ -391,7 +391,7 @@ def slow_app_server():
 
     import uvicorn
 
-    from genreflow.server import Guard, HeadDeadlineProtocol, Limits
+    from genreflow.serving.http import Guard, HeadDeadlineProtocol, Limits
 
     started: list[str] = []
 

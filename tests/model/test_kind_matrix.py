@@ -26,7 +26,7 @@ import requests
 import yaml
 
 from conftest import TINY_GENRES
-from genreflow.config import RegisterConfig
+from genreflow.core.config import RegisterConfig
 from genreflow.kinds import kind_names
 from tests_helpers import SMALL_KINDS, TINY_PIPELINE, free_port, merge_params, wait_for_http
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from genreflow.config import ConfigError
-from genreflow.inference import GenrePredictor
+from genreflow.core.config import ConfigError
 from genreflow.kinds import get_kind
-from genreflow.kinds.musicnn import NARROW_VIEW
-from genreflow.train import train_model
+from genreflow.kinds.musicnn.kind import NARROW_VIEW
+from genreflow.serving.predictor import GenrePredictor
+from genreflow.stages.train import train_model
 from tests_helpers import Logs, with_kind
 
 quiet = lambda m: None  # noqa: E731
@@ -53,7 +53,7 @@ def test_musicnn_embeds_once_trains_and_serves_the_same_numbers(tiny_project, tm
     assert pred.sample_rate == 16000
 
     # tuning the top (optimiser x learning rate) goes through the same kind
-    from genreflow.tune import tune
+    from genreflow.stages.tune import tune
 
     summary = tune(cfg, feat_dir, n_trials=1, model="musicnn", log=quiet)
     assert summary["model"] == "musicnn" and summary["n_complete"] == 1
@@ -78,7 +78,7 @@ def test_top_settings_reuse_embeddings_and_other_layer_is_refused(tiny_project, 
 def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_on(
         tiny_project, tmp_path):
     from genreflow.kinds.embedding_cache import load_embeddings
-    from genreflow.kinds.musicnn_front import band_limit_copies
+    from genreflow.kinds.musicnn.front import band_limit_copies
 
     cfg, feat_dir = tiny_project
     cfg.train = replace(cfg.train, max_epochs=2)
@@ -142,8 +142,8 @@ def test_musicnn_settings_name_the_bad_field(tiny_project, field, value):
 def test_narrow_band_patches_are_read_by_their_own_top(tiny_project, tmp_path):
     """An 8 kHz recording's patches go to the narrow-band top, full-band ones to the other,
     in the saved servable (the layer and its numpy twin agree on the flag)."""
-    from genreflow.kinds.musicnn_band import NarrowBand, first_high_band, narrow_flags
-    from genreflow.kinds.musicnn_front import clip_patches, resampled_copy
+    from genreflow.kinds.musicnn.band import NarrowBand, first_high_band, narrow_flags
+    from genreflow.kinds.musicnn.front import clip_patches, resampled_copy
 
     cfg, feat_dir = tiny_project
     cfg.train = replace(cfg.train, max_epochs=1)

@@ -15,8 +15,8 @@ import librosa
 import numpy as np
 import pytest
 
-from genreflow.errors import GenreflowError
-from genreflow.kinds import musicnn_net as mn
+from genreflow.core.errors import GenreflowError
+from genreflow.kinds.musicnn import net as mn
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "musicnn.npz"
 INSTALL = "pip install --no-deps musicnn==0.1.0"

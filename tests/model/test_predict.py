@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from conftest import TINY_GENRES, write_tone
-from genreflow.errors import GenreflowError
+from genreflow.core.errors import GenreflowError
 
 
 def _try_mp3(path: Path, seconds: float = 3.0, sr: int = 22050) -> Path | None:
@@ -27,11 +27,11 @@ def test_predict_files_bundle_and_registry(tiny_project, tmp_path):
     import mlflow
     from mlflow import MlflowClient
 
-    from genreflow.inference import GenrePredictor
-    from genreflow.predict import format_table, predict_files
-    from genreflow.serve import log_audio_model
-    from genreflow.tracking import setup_mlflow
-    from genreflow.train import train_model
+    from genreflow.serving.predict import format_table, predict_files
+    from genreflow.serving.predictor import GenrePredictor
+    from genreflow.serving.pyfunc import log_audio_model
+    from genreflow.stages.train import train_model
+    from genreflow.tracking.store import setup_mlflow
 
     cfg, feat_dir = tiny_project
     bundle = tmp_path / "bundle"
@@ -77,7 +77,7 @@ def test_predict_files_bundle_and_registry(tiny_project, tmp_path):
 
 
 def test_load_predictor_missing_model(tmp_path, monkeypatch):
-    from genreflow.predict import load_predictor
+    from genreflow.serving.loader import load_predictor
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
@@ -91,7 +91,7 @@ def test_load_predictor_missing_model(tmp_path, monkeypatch):
 
 
 def test_format_table_shapes():
-    from genreflow.predict import format_table
+    from genreflow.serving.predict import format_table
 
     res = [{"file": "/x/a.mp3", "genre": "metal", "probability": 0.873,
             "top": [["metal", 0.873], ["rock", 0.091], ["blues", 0.02]],
@@ -122,10 +122,10 @@ def test_predict_and_serve_find_the_champion_of_the_model_params_names(tiny_proj
     import requests
     import yaml
 
-    from genreflow.config import RegisterConfig
-    from genreflow.predict import predict_files
-    from genreflow.register import register_best
-    from genreflow.train import train_model
+    from genreflow.core.config import RegisterConfig
+    from genreflow.serving.predict import predict_files
+    from genreflow.stages.register import register_best
+    from genreflow.stages.train import train_model
     from tests_helpers import free_port, wait_for_http
 
     cfg, feat_dir = tiny_project

@@ -13,28 +13,10 @@ from dataclasses import replace
 import pytest
 from mlflow import MlflowClient
 
-from genreflow.errors import GenreflowError
-from genreflow.inference import GenrePredictor
-from genreflow.register import (
-    Candidate,
-    Champion,
-    Decision,
-    Score,
-    SplitRows,
-    Verdict,
-    current_champion,
-    decide,
-    decide_alias,
-    publish,
-    ranked_runs,
-    read_split,
-    register_best,
-    score_candidate,
-    score_on_audio,
-    select,
-    write_register_json,
-)
-from genreflow.train import train_model
+from genreflow.core.errors import GenreflowError
+from genreflow.serving.predictor import GenrePredictor
+from genreflow.stages.register import Candidate, Champion, Decision, Score, SplitRows, Verdict, current_champion, decide, decide_alias, publish, ranked_runs, read_split, register_best, score_candidate, score_on_audio, select, write_register_json
+from genreflow.stages.train import train_model
 from tests_helpers import all_settings, with_kind  # noqa: E402
 
 quiet = lambda m: None  # noqa: E731
@@ -53,7 +35,7 @@ def test_decide_rule():
 
 
 def test_mismatch_names_what_differs():
-    from genreflow.register import _mismatch
+    from genreflow.stages.register import _mismatch
 
     now = {"data_digest": "d1", "split_digest": "s1", "classes": "blues,rock"}
     assert _mismatch(dict(now), now) is None
@@ -67,9 +49,11 @@ def test_mismatch_names_what_differs():
 
 def _prepare(cfg, root):
     """validate, split and features of ``cfg.data.dir`` into ``root``: the manifest path."""
-    from genreflow.features import compute_features, write_features
-    from genreflow.split import make_split, split_digest
-    from genreflow.validate import validate_dataset
+    from genreflow.models.featurestore import write_features
+    from genreflow.models.splits import split_digest
+    from genreflow.stages.features import compute_features
+    from genreflow.stages.split import make_split
+    from genreflow.stages.validate import validate_dataset
 
     report = validate_dataset(cfg.data, cfg.validate, workers=1, log=quiet)
     manifest = make_split(report, cfg.split, cfg.data, log=quiet)
@@ -123,8 +107,8 @@ def test_champion_moved_by_a_concurrent_register_is_not_overwritten(tiny_project
     applied again against the new champion's recorded scores before the alias moves."""
     import pandas as pd
 
-    from genreflow.split import split_digest
-    from genreflow.tracking import data_digest
+    from genreflow.models.splits import split_digest
+    from genreflow.tracking.store import data_digest
 
     cfg, feat_dir = tiny_project
     manifest = tmp_path / "split.csv"
@@ -280,7 +264,7 @@ def test_ranked_runs_best_first_on_this_data_and_split_only(tiny_project):
     ties to the lower validation loss."""
     import mlflow
 
-    from genreflow.tracking import setup_mlflow
+    from genreflow.tracking.store import setup_mlflow
 
     cfg, _ = tiny_project
     setup_mlflow(cfg.tracking, cfg.train.experiment)
@@ -317,7 +301,7 @@ def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
     tests = Path(__file__).resolve().parents[1]
     code = (f"import sys; sys.path.insert(0, {str(tests)!r})\n"
             "from pathlib import Path\nfrom conftest import tiny_config\n"
-            "from genreflow.register import register_best\n"
+            "from genreflow.stages.register import register_best\n"
             f"cfg = tiny_config(Path({str(tmp_path)!r}), Path({str(cfg.data.dir)!r}))\n"
             f"print(register_best(cfg, {str(tmp_path / 'split.csv')!r}, log=print).alias)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
@@ -329,7 +313,7 @@ def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
 # ------------------------------------------------------------------- the steps, one by one
 def _registry(cfg, tmp_path, versions: list[dict], champion: int | None = None):
     """A registry in tmp_path with one version per tag set (a folder as each one's model)."""
-    from genreflow.tracking import setup_mlflow
+    from genreflow.tracking.store import setup_mlflow
 
     setup_mlflow(cfg.tracking, cfg.train.experiment)
     client, name = MlflowClient(), cfg.register.model_name

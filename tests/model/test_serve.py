@@ -86,7 +86,7 @@ def servers(tiny_model):
 
 
 def test_encode_file_roundtrip(tmp_path):
-    from genreflow.serve import encode_file
+    from genreflow.serving.pyfunc import encode_file
 
     p = write_tone(tmp_path / "x.wav", seconds=0.5)
     assert base64.b64decode(encode_file(p)) == p.read_bytes()
@@ -96,8 +96,8 @@ def test_pyfunc_in_process(tiny_model, tmp_path):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from genreflow.inference import GenrePredictor
-    from genreflow.serve import encode_file
+    from genreflow.serving.predictor import GenrePredictor
+    from genreflow.serving.pyfunc import encode_file
 
     model = mlflow.pyfunc.load_model(str(tiny_model.model))
     expected_cols = ["genre", "probability", *[f"p_{g}" for g in TINY_GENRES]]
@@ -145,20 +145,20 @@ def test_both_serving_paths_give_the_same_answer(tiny_model, tmp_path, monkeypat
     runs the front-end over the whole signal: the probabilities are the same."""
     import mlflow
 
-    from genreflow import serve
-    from genreflow.inference import GenrePredictor
+    from genreflow.serving import pyfunc
+    from genreflow.serving.predictor import GenrePredictor
 
-    monkeypatch.setattr(serve, "_a_core_is_idle", lambda: idle_core)
+    monkeypatch.setattr(pyfunc, "_a_core_is_idle", lambda: idle_core)
     model = mlflow.pyfunc.load_model(str(tiny_model.model))
     f = write_tone(tmp_path / "d.ogg", seconds=7.5, sr=44100, freq=220.0, seed=3)
-    out = model.predict(pd.DataFrame({"audio": [serve.encode_file(f)]}))
+    out = model.predict(pd.DataFrame({"audio": [pyfunc.encode_file(f)]}))
     ref = GenrePredictor.from_bundle(tiny_model.bundle).predict_file(f)
     np.testing.assert_allclose(out[[f"p_{g}" for g in TINY_GENRES]].to_numpy()[0], ref,
                                atol=1e-5)
 
 
 def _served_verdict(response, server: str) -> str:
-    from genreflow.server import clean_message
+    from genreflow.serving.http import clean_message
 
     if response.status_code == 200:
         return "ok"
@@ -175,10 +175,10 @@ def _served_verdict(response, server: str) -> str:
 def test_same_verdict_from_validate_predict_and_both_servers(tiny_model, servers, tmp_path):
     import requests
 
-    from genreflow.audio import Clip
-    from genreflow.predict import predict_files
-    from genreflow.serve import encode_file
-    from genreflow.validate import check_clip
+    from genreflow.audio.decode import Clip
+    from genreflow.serving.predict import predict_files
+    from genreflow.serving.pyfunc import encode_file
+    from genreflow.stages.validate import check_clip
 
     files = awkward_files(tmp_path / "awkward", CONTRACT.max_seconds)
     paths = [p for p, _ in files.values()]
@@ -293,7 +293,7 @@ def test_predict_outside_a_project_does_not_create_a_store(tmp_path, monkeypatch
     from typer.testing import CliRunner
 
     from genreflow.cli import app
-    from genreflow.config import RegisterConfig
+    from genreflow.core.config import RegisterConfig
 
     before = mlflow.get_tracking_uri()  # an earlier test in this process may have set one
     absent = tmp_path / "mlflow.db"  # its folder exists: SQLite would create it
@@ -321,7 +321,7 @@ def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, t
     from typer.testing import CliRunner
 
     from genreflow.cli import app
-    from genreflow.serve import is_audio_model_folder
+    from genreflow.serving.pyfunc import is_audio_model_folder
 
     class Doubler(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input: list[str], params=None) -> list[str]:
@@ -339,7 +339,7 @@ def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, t
     # a training run's own Keras model (genreflow's layers are not known to a plain load)
     import mlflow.keras
 
-    from genreflow.inference import GenrePredictor
+    from genreflow.serving.predictor import GenrePredictor
 
     keras_only = tmp_path / "keras_only"
     mlflow.keras.save_model(GenrePredictor.from_bundle(tiny_model.bundle).model, str(keras_only))
@@ -356,9 +356,9 @@ def test_serve_and_predict_refuse_a_model_that_does_not_take_audio(tiny_model, t
 def test_keep_request_memory_sets_glibc_thresholds(monkeypatch):
     """On glibc the serving worker raises the mmap and trim thresholds; the environment
     switch keeps glibc's defaults (and says so by returning False)."""
-    from genreflow.server import ENV_MALLOC, keep_request_memory
+    from genreflow.serving.http import ENV_MALLOC, keep_request_memory
 
-    code = ("import sys; from genreflow.server import keep_request_memory; "
+    code = ("import sys; from genreflow.serving.http import keep_request_memory; "
             "sys.exit(0 if keep_request_memory() else 3)")
     env = {k: v for k, v in os.environ.items() if k != ENV_MALLOC}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0

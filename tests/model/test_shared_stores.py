@@ -41,8 +41,8 @@ def test_two_tune_workers_share_one_study_and_one_tracking_server(postgres, tiny
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from genreflow.predict import load_model
-    from genreflow.register import register_best
+    from genreflow.serving.loader import load_model
+    from genreflow.stages.register import register_best
 
     cfg, feat_dir = tiny_project
     cfg.tune = replace(cfg.tune, storage=_database(postgres, "optuna_shared"), max_epochs=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genreflow.train import train_model
+from genreflow.stages.train import train_model
 from tests_helpers import mlflow_server
 
 quiet = lambda m: None  # noqa: E731

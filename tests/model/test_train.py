@@ -12,9 +12,9 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import prepare_features
-from genreflow.errors import GenreflowError
-from genreflow.inference import GenrePredictor
-from genreflow.train import evaluate_probs, train_model
+from genreflow.core.errors import GenreflowError
+from genreflow.serving.predictor import GenrePredictor
+from genreflow.stages.train import evaluate_probs, train_model
 from tests_helpers import all_settings  # noqa: E402
 
 quiet = lambda m: None  # noqa: E731
@@ -103,7 +103,7 @@ def test_interrupted_run_ends_killed_and_leaves_others(tiny_project):
 def test_pruning_is_a_type_not_a_name(tiny_project):
     """A callback raising genreflow's TrialPruned ends the run early and FINISHED, tagged
     pruned; another exception that merely shares the name is a failure like any other."""
-    from genreflow.errors import TrialPruned
+    from genreflow.core.errors import TrialPruned
 
     class TrialPrunedElsewhere(Exception):
         pass
@@ -186,7 +186,7 @@ def test_evaluate_probs_confusion_and_report():
 
 
 def test_random_crops_are_seeded_labelled_and_redrawn_each_epoch():
-    from genreflow.keras_parts import RandomCrops
+    from genreflow.models.layers import RandomCrops
 
     x = np.stack([np.tile(np.arange(50, dtype=np.float16) + 100 * i, (4, 1)) for i in range(3)])
     y = np.array([0, 1, 2])
@@ -221,7 +221,7 @@ def test_segcnn_without_crops_and_lr_plateau(tiny_project):
 @pytest.mark.parametrize("field,value", [("crops_per_clip", -1), ("lr_plateau", 1.5),
                                          ("dropout", 1.0)])
 def test_model_config_rejects_bad_values(field, value):
-    from genreflow.config import ConfigError
+    from genreflow.core.config import ConfigError
     from genreflow.kinds.segcnn import SegCnnConfig
 
     with pytest.raises(ConfigError, match=field):
@@ -229,7 +229,7 @@ def test_model_config_rejects_bad_values(field, value):
 
 
 def test_crops_for_a_whole_clip_model_is_refused_and_run_failed(tiny_project):
-    from genreflow.config import ConfigError
+    from genreflow.core.config import ConfigError
 
     cfg, feat_dir = tiny_project
     with pytest.raises(ConfigError, match=r"train\.cnn: \['crops_per_clip'\] are not settings"):
@@ -240,7 +240,7 @@ def test_crops_for_a_whole_clip_model_is_refused_and_run_failed(tiny_project):
 
 
 def test_band_limit_sets_high_bands_to_the_floor_and_is_seeded():
-    from genreflow.keras_parts import BandLimit, RandomCrops
+    from genreflow.models.layers import BandLimit, RandomCrops
 
     hz = np.array([100.0, 1000.0, 5000.0, 9000.0])
     floor = np.array([-1.0, -2.0, -3.0, -4.0], np.float32)
@@ -258,7 +258,7 @@ def test_band_limit_sets_high_bands_to_the_floor_and_is_seeded():
 
 
 def test_a_share_of_crops_comes_from_the_mp3_copies():
-    from genreflow.keras_parts import RandomCrops
+    from genreflow.models.layers import RandomCrops
 
     x, copies = np.zeros((3, 4, 50), np.float32), np.ones((3, 4, 50), np.float32)
     y = np.array([0, 1, 2])
@@ -274,7 +274,7 @@ def test_a_share_of_crops_comes_from_the_mp3_copies():
 
 
 def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_project, tmp_path):
-    from genreflow.config import ConfigError
+    from genreflow.core.config import ConfigError
     from genreflow.kinds import get_kind, settings
     from genreflow.kinds.base import TrainContext
 
@@ -340,7 +340,7 @@ def test_inception_trains_on_extra_low_passed_copies(tiny_project):
 def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp_path):
     """An 8 kHz recording goes to the narrow-band top, a full-band clip to the other, in the
     saved servable; the flag layer and its numpy twin agree."""
-    from genreflow.audio import resample
+    from genreflow.audio.decode import resample
     from genreflow.kinds.logmel_band import BandRouter
 
     cfg, feat_dir = tiny_project
@@ -353,7 +353,7 @@ def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp
     t = np.arange(6 * rate) / rate
     full = (0.1 * rng.standard_normal(len(t)) + np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     narrow = resample(resample(full, rate, 8000), 8000, rate)  # an 8 kHz recording
-    from genreflow.features import load_features
+    from genreflow.models.featurestore import load_features
 
     router = BandRouter.of(load_features(feat_dir))
     flag_layer = plain.model.get_layer("narrow_band")

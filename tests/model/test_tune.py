@@ -29,7 +29,7 @@ def _runs(cfg) -> tuple[list, list]:
 
 
 def _study(cfg):
-    from genreflow.tune import study_name
+    from genreflow.stages.tune import study_name
 
     return optuna.load_study(study_name=study_name(cfg), storage=cfg.tune.storage)
 
@@ -40,7 +40,7 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
 
     from mlflow.tracking import MlflowClient
 
-    from genreflow.tune import study_summary, tune
+    from genreflow.stages.tune import study_summary, tune
 
     cfg, feat_dir = tiny_project
     scratch = tmp_path / "scratch"
@@ -52,7 +52,7 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=quiet)
     # every trial's model and report folders are gone once MLflow has them
     assert not [p.name for p in scratch.iterdir() if p.name.startswith("genreflow")]
-    from genreflow.tune import study_name
+    from genreflow.stages.tune import study_name
 
     name = study_name(cfg)
     assert second["study"] == first["study"] == name and name.startswith("test-study-segcnn-")
@@ -108,7 +108,7 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
 
 
 def test_pruned_and_failed_trials_are_recorded(tiny_project):
-    from genreflow.tune import SEARCH_SPACE, tune
+    from genreflow.stages.tune import SEARCH_SPACE, tune
 
     cfg, feat_dir = tiny_project
     # every report is below 1.1: pruned at the first epoch
@@ -133,8 +133,8 @@ def test_pruned_and_failed_trials_are_recorded(tiny_project):
 
 
 def test_interrupt_leaves_study_and_parent_run_consistent(tiny_project, monkeypatch):
-    from genreflow import train
-    from genreflow.tune import tune
+    from genreflow.stages import train
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
 
@@ -154,8 +154,8 @@ def test_interrupt_leaves_study_and_parent_run_consistent(tiny_project, monkeypa
 def test_bad_tune_section_is_rejected_before_any_run(tiny_project):
     from dataclasses import replace
 
-    from genreflow.config import ConfigError
-    from genreflow.tune import tune
+    from genreflow.core.config import ConfigError
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
     cfg.tune = replace(cfg.tune, optimizers=["adam", "nope"])
@@ -175,8 +175,8 @@ def test_trial_of_a_killed_process_is_failed_on_resume(tiny_project):
 
     from mlflow.tracking import MlflowClient
 
-    from genreflow.tracking import setup_mlflow
-    from genreflow.tune import load_study, tune
+    from genreflow.stages.tune import load_study, tune
+    from genreflow.tracking.store import setup_mlflow
 
     cfg, feat_dir = tiny_project
     cfg.tune = replace(cfg.tune, heartbeat_seconds=1)
@@ -207,8 +207,8 @@ def test_study_belongs_to_its_data_and_search_space(tiny_project, tmp_path: Path
     import shutil
     from dataclasses import replace
 
-    from genreflow.config import ConfigError
-    from genreflow.tune import tune
+    from genreflow.core.config import ConfigError
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
     first = tune(cfg, feat_dir, n_trials=1, log=quiet)
@@ -232,7 +232,7 @@ def test_study_is_per_fixed_training_settings(tiny_project):
     study; the searched values (optimizer, learning rate) do not change it."""
     from dataclasses import replace
 
-    from genreflow.tune import study_name
+    from genreflow.stages.tune import study_name
 
     cfg, _ = tiny_project
     name = study_name(cfg)
@@ -248,7 +248,7 @@ def test_a_worker_joining_while_another_labels_the_study_still_runs(tiny_project
     """Another worker created the study and had written only its first label when this one
     loaded it (the window two workers started together can hit): the missing labels are
     filled in, rather than a KeyError on 'data_digest'."""
-    from genreflow.tune import study_name, tune
+    from genreflow.stages.tune import study_name, tune
 
     cfg, feat_dir = tiny_project
     other = optuna.create_study(study_name=study_name(cfg), storage=cfg.tune.storage,

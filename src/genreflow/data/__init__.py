@@ -15,10 +15,10 @@ synthetic results can never pass for GTZAN results.
 
 from __future__ import annotations
 
+from genreflow.core.errors import DataError
 from genreflow.data.acquire import GTZAN_URL, get_data
 from genreflow.data.prepare import prepare_default, track_with_dvc
 from genreflow.data.synth import SynthSpec, synth
-from genreflow.errors import DataError
 
 __all__ = [
     "GTZAN_URL",

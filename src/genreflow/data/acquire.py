@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from genreflow.audio import AUDIO_EXTENSIONS
-from genreflow.config import GTZAN_GENRES, IntakeConfig
+from genreflow.audio.decode import AUDIO_EXTENSIONS
+from genreflow.core.config import GTZAN_GENRES, IntakeConfig
+from genreflow.core.errors import DataError
+from genreflow.core.safe_text import printable
 from genreflow.data.archive import archive_kind, extract
 from genreflow.data.download import check_sha, download, is_url, redact_url, sha256_of
 from genreflow.data.layout import Tree, find_tree, no_tree_error
 from genreflow.data.limits import Budget, check_free
 from genreflow.data.staging import Log, Staging, resolve_dest, token
-from genreflow.errors import DataError
-from genreflow.safe_text import printable
 
 GTZAN_URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
 

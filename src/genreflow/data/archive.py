@@ -16,9 +16,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genreflow.audio import AUDIO_EXTENSIONS
+from genreflow.audio.decode import AUDIO_EXTENSIONS
+from genreflow.core.errors import DataError
 from genreflow.data.limits import READ_ERRORS, Budget, check_free, check_name, write_error
-from genreflow.errors import DataError
 
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _ZIP_SUFFIXES = (".zip",)

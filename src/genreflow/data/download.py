@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from genreflow.config import IntakeConfig
+from genreflow.core.config import IntakeConfig
 from genreflow.data.limits import check_free, human
 from genreflow.data.staging import Log, token
-from genreflow.errors import DataError
-from genreflow.safe_text import printable, redact
+from genreflow.core.errors import DataError
+from genreflow.core.safe_text import printable, redact
 
 CONNECT_TIMEOUT = 10  # seconds to connect
 READ_TIMEOUT = 60  # seconds without a byte; the deadline is checked after every read
@@ -28,7 +28,7 @@ def is_url(source: str) -> bool:
 def redact_url(url: str) -> str:
     """``url`` without user:password@, ?query and #fragment (they may carry secrets), its
     control characters escaped; a URL that does not parse is masked by
-    :func:`genreflow.safe_text.redact` (fails closed) before the query is cut."""
+    :func:`genreflow.core.safe_text.redact` (fails closed) before the query is cut."""
     try:
         p = urlsplit(str(url))
         bare = urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genreflow.audio import AUDIO_EXTENSIONS
-from genreflow.errors import DataError
+from genreflow.audio.decode import AUDIO_EXTENSIONS
+from genreflow.core.errors import DataError
 
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})(?P<ext>\.[A-Za-z0-9]+)$")
 SEARCH_DEPTH = 3  # how deep below the given folder the <genre>/ tree may sit

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from genreflow.config import IntakeConfig
-from genreflow.errors import DataError
+from genreflow.core.config import IntakeConfig
+from genreflow.core.errors import DataError
 
 MiB = 1 << 20
 CHUNK = MiB

@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genreflow.audio import SOURCE_FILE
-from genreflow.config import IntakeConfig
+from genreflow.audio.decode import SOURCE_FILE
+from genreflow.core.config import IntakeConfig
+from genreflow.core.errors import DataError
+from genreflow.core.safe_text import printable
 from genreflow.data.acquire import get_data
 from genreflow.data.download import is_url, redact_url
 from genreflow.data.layout import find_tree, scan_tree
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
-from genreflow.errors import DataError
-from genreflow.safe_text import printable
 
 _BANNER = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!

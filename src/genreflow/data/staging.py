@@ -11,9 +11,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from genreflow.audio import SOURCE_FILE
+from genreflow.audio.decode import SOURCE_FILE
+from genreflow.core.errors import DataError
 from genreflow.data.layout import is_clip_name
-from genreflow.errors import DataError
 
 Log = Callable[[str], None]
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from genreflow.config import GTZAN_GENRES
+from genreflow.core.config import GTZAN_GENRES
+from genreflow.core.errors import DataError
 from genreflow.data.staging import Log, Staging, resolve_dest
 from genreflow.data.styles import STYLES, Style
-from genreflow.errors import DataError
 
 SYNTH_ORIGIN = "genreflow data synth"
 SYNTH_VERSION = 1  # bump whenever the generator's output changes
@@ -77,8 +78,6 @@ def synth(dest: Path = Path("data"), log: Log = print, **spec: object) -> dict:
     ``seconds``, ``genres``, ``seed``, ``sample_rate``); omitted ones take its
     defaults. ``dest`` is replaced only once the new set is complete.
     """
-    import soundfile as sf
-
     want = SynthSpec(**spec)  # type: ignore[arg-type]
     styles = _style_for(want.names)
     dest = resolve_dest(Path(dest))

@@ -1,18 +1,21 @@
 """Model kinds as plug-ins: a name-to-kind registry that each kind module fills.
 
-Adding a kind is one new module here that defines a :class:`~genreflow.kinds.base.ModelKind`
-subclass decorated with :func:`register_kind`, plus its line in ``_BUILTIN`` and its
-``train.<name>`` section in ``params.yaml``. See README, "Adding a model kind".
+Adding a kind is one new module here (or a subpackage, as ``musicnn/``) that defines a
+:class:`~genreflow.kinds.base.ModelKind` subclass decorated with :func:`register_kind`, plus
+its line in ``_BUILTIN`` and its ``train.<name>`` section in ``params.yaml``. See README,
+"Adding a model kind".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
+from genreflow.core.config import ConfigError, _coerce
 from genreflow.kinds.base import KindConfig, ModelKind
 
 _REGISTRY: dict[str, ModelKind] = {}
-_BUILTIN = ("cnn", "segcnn", "inception", "musicnn")
+_BUILTIN = ("cnn", "segcnn", "inception", "musicnn.kind")  # modules under genreflow.kinds
 _loaded = False
 
 
@@ -40,8 +43,6 @@ def kind_names() -> tuple[str, ...]:
 
 def get_kind(name: str) -> ModelKind:
     """The kind called ``name``; a :class:`ConfigError` lists the known ones otherwise."""
-    from genreflow.config import ConfigError
-
     _load_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"model: expected one of {tuple(_REGISTRY)}, got {name!r}")
@@ -51,10 +52,6 @@ def get_kind(name: str) -> ModelKind:
 def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
     """The settings of kind ``name``: its ``train.<name>`` section parsed by the kind's
     config class, with ``overrides`` applied; errors name the field."""
-    import dataclasses
-
-    from genreflow.config import ConfigError, _coerce
-
     kind = get_kind(name)
     unknown = [k for k in train.kinds if k not in kind_names()]
     if unknown:
@@ -78,8 +75,6 @@ def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
 def check_models(train) -> None:
     """Every name in ``train.models`` is a registered kind and every kind section parses
     (else a :class:`ConfigError` naming the field)."""
-    from genreflow.config import ConfigError
-
     bad = [m for m in train.models if m not in kind_names()]
     if bad:
         raise ConfigError(f"train.models: unknown model(s) {bad}; expected some of {kind_names()}")

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from genreflow.config import OPTIMIZERS, ConfigError
+from genreflow.audio.decode import join_blocks
+from genreflow.core.config import OPTIMIZERS, ConfigError
+from genreflow.models.featurestore import load_features
 
 if TYPE_CHECKING:
-    from genreflow.config import Config
+    from genreflow.core.config import Config
 
 def check_whole(name: str, value: Any, minimum: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -76,8 +78,6 @@ class TrainContext:
     def features(self):
         """The cached log-mel features (loaded on first use)."""
         if self._fs is None:
-            from genreflow.features import load_features
-
             self._fs = load_features(self.features_dir)
         return self._fs
 
@@ -104,7 +104,7 @@ class Prepared:
     front_end: dict                            # JSON-able; see :meth:`ModelKind.front_end`
     example: np.ndarray                        # one servable input (signature, input example)
     data_source: str
-    split_digest: str                          # see genreflow.split.split_digest
+    split_digest: str                          # see genreflow.models.splits.split_digest
     counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,8 +124,6 @@ class WindowStream:
         self._blocks.append(block)
 
     def windows(self) -> np.ndarray:
-        from genreflow.audio import join_blocks
-
         return self.kind.audio_windows(join_blocks(self._blocks), self.front_end)
 
 
@@ -166,8 +164,9 @@ class ModelKind:
 
     def load_servable(self, path: Path):
         """Load a saved servable Keras model (custom layers registered first)."""
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
 
-        import genreflow.keras_parts  # noqa: F401  (registers genreflow's layers)
+        import genreflow.models.layers  # noqa: F401  (registers genreflow's layers)
 
         return keras.saving.load_model(path)

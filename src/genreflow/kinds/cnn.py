@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genreflow.config import FeaturesConfig
+from genreflow.core.config import FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share
 from genreflow.kinds.logmel import LogMelKind
@@ -30,6 +30,7 @@ def build_cnn(input_shape: tuple[int, int], n_classes: int, cfg: CnnConfig):
     The clip is first averaged 4x along time (frames of ~93 ms), about the
     resolution of the spectrogram images the paper trained on.
     """
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     from keras import layers
 

@@ -19,10 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from genreflow.errors import GenreflowError
-from genreflow.safe_text import printable
-from genreflow.split import SPLITS, split_digest
+from genreflow.audio.decode import decode
+from genreflow.audio.refusal import AudioError
+from genreflow.core.errors import GenreflowError
+from genreflow.core.parallel import parallel_map
+from genreflow.core.safe_text import printable
+from genreflow.models.forward import mean_by_track
+from genreflow.models.splits import SPLITS, split_digest
 
 EMBEDDINGS_FILE = "embeddings.npz"
 META_FILE = "meta.json"
@@ -55,8 +60,6 @@ def code_digest(path: str | Path) -> str:
 
 def _patches_job(job: tuple) -> tuple[np.ndarray, np.ndarray | None] | str:
     """A clip's patches, and those of its augmented copy when ``job`` has a signal transform."""
-    from genreflow.audio import AudioError, decode
-
     path, rate, patches_of, *transform = job
     try:
         y, _ = decode(path, rate)
@@ -81,11 +84,11 @@ Augment = Callable[[str], "tuple[str, Callable[[np.ndarray], np.ndarray]] | None
 def _encode(net, items: list[tuple[dict[str, Path], np.ndarray]], batch: int = 80) -> None:
     """Run ``net`` over every item's patches (several clips per call, one compiled graph)
     and save each output to its item's cache files (``{output name: path}``)."""
+    # deferred: TensorFlow import (see docs/benchmarks.md, Import cost)
     import tensorflow as tf
 
     call = tf.function(lambda x: net(x, training=False),
                        input_signature=[tf.TensorSpec([None, *net.input_shape[1:]], tf.float32)])
-    from tqdm import tqdm
 
     group: list[tuple[dict[str, Path], np.ndarray]] = []
     bar = tqdm(total=len(items), desc="embeddings", unit="clip")
@@ -122,8 +125,6 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
     the outputs named in ``also``, per patch, as ``also_<name>``).
     Training clips chosen by ``augment`` also get an augmented copy (``x_aug``).
     """
-    from genreflow.parallel import parallel_map
-
     root = _cache_dir(cache_key, output)
     root.mkdir(parents=True, exist_ok=True)
     digests = [file_md5(p) for p in manifest["path"]]
@@ -209,16 +210,12 @@ class PatchEmbeddings:
     also: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def aug_track_means(self) -> np.ndarray:
-        from genreflow.inference import mean_by_track
-
         if not self.aug_counts:
             return np.zeros((0, self.x["train"].shape[1]), np.float32)
         return mean_by_track(self.aug_x, self.aug_counts)
 
     def track_means(self, split: str) -> np.ndarray:
         """One mean embedding per track."""
-        from genreflow.inference import mean_by_track
-
         if not len(self.ids[split]):
             return np.zeros((0, self.x[split].shape[1]), np.float32)
         return mean_by_track(self.x[split], self.counts[split])
@@ -226,8 +223,6 @@ class PatchEmbeddings:
     def patches_from_audio(self, patches_of: Callable, sample_rate: int,
                            log: Callable[[str], None]) -> dict[str, list[np.ndarray]]:
         """The network's input patches of every track, decoded again (for fine-tuning)."""
-        from genreflow.parallel import parallel_map
-
         out = {}
         for s in SPLITS:
             res = parallel_map(_patches_job, [(p, sample_rate, patches_of) for p in self.paths[s]],

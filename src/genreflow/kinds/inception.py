@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genreflow.config import FeaturesConfig
-from genreflow.errors import GenreflowError
+from genreflow.core.config import FeaturesConfig
+from genreflow.core.errors import GenreflowError
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, Labels, Prepared, TrainContext, check_share
 from genreflow.kinds.logmel import LogMelKind, band_limit
@@ -45,6 +45,7 @@ class InceptionConfig(KindConfig):
 
 def inception_base(cfg: InceptionConfig):
     """Frozen InceptionV3 base (global average pooled), weights from imagenet, a file or none."""
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
 
     weights: str | None
@@ -84,10 +85,11 @@ def build_top(n_features: int, n_classes: int, cfg: InceptionConfig, train_embed
     With ``narrow_band`` it takes ``[embedding, flag]`` and each dense layer is two, one for
     full-band clips (flag 0) and one for narrow-band clips (flag 1): see ``logmel_band``.
     """
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     from keras import layers
 
-    from genreflow.keras_parts import RouteByBand
+    from genreflow.models.layers import RouteByBand
 
     inp = keras.Input(shape=(n_features,), name="embedding")
     flag = keras.Input(shape=(1,), name="narrow_band") if narrow_band else None
@@ -118,9 +120,10 @@ def files_digest(paths: list[Path]) -> str:
 
 def cache_key(features_dir: Path, cfg: InceptionConfig, seed: int) -> str:
     """Everything the embeddings depend on."""
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
 
-    from genreflow.keras_parts import LOW_RATES
+    from genreflow.models.layers import LOW_RATES
 
     feats = sorted(Path(features_dir).glob("*.npz")) + [Path(features_dir) / "stats.json"]
     weights = cfg.weights
@@ -147,9 +150,10 @@ class Inception(LogMelKind):
                    inputs) -> dict[str, np.ndarray]:
         """Base outputs of every clip, from the cache when its key matches (``inputs()``: what
         :meth:`embedded_inputs` gives, built only when the cache misses)."""
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
 
-        from genreflow.keras_parts import SpectrogramImage
+        from genreflow.models.layers import SpectrogramImage
 
         fs = ctx.features
         path = (Path(ctx.features_dir).resolve().parent / "cache"
@@ -174,6 +178,7 @@ class Inception(LogMelKind):
     def embedded_inputs(self, ctx: TrainContext, cfg: InceptionConfig) -> dict[str, np.ndarray]:
         """Every input the base embeds: the splits' clips, the low-passed copies of training
         clips (``train_aug``) and, with ``narrow_band``, the training clips' narrow-band view."""
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.kinds.logmel_band import BandRouter
 
         fs = ctx.features
@@ -208,10 +213,11 @@ class Inception(LogMelKind):
         return x, tr.y[chosen]
 
     def prepare(self, ctx: TrainContext, cfg: InceptionConfig) -> Prepared:
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
 
-        from genreflow.keras_parts import SpectrogramImage
         from genreflow.kinds.logmel_band import BandRouter
+        from genreflow.models.layers import SpectrogramImage
 
         fs = ctx.features
         feat = fs.cfg
@@ -258,6 +264,7 @@ class Inception(LogMelKind):
             data_source=fs.meta["data_source"], split_digest=fs.meta.get("split_digest", ""))
 
     def load_servable(self, path: Path):
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import genreflow.kinds.logmel_band  # noqa: F401  (registers its flag layer)
 
         return super().load_servable(path)

@@ -11,7 +11,10 @@ from dataclasses import asdict
 
 import numpy as np
 
-from genreflow.config import ConfigError, FeaturesConfig
+from genreflow.audio.decode import LOUDNESS_DBFS
+from genreflow.audio.spectrum import FLOOR_DB, LogMelStream
+from genreflow.core.config import ConfigError, FeaturesConfig
+from genreflow.core.errors import GenreflowError
 from genreflow.kinds.base import (
     KindConfig,
     Labels,
@@ -20,6 +23,8 @@ from genreflow.kinds.base import (
     TrainContext,
     WindowStream,
 )
+from genreflow.models.featurestore import normalise
+from genreflow.models.forward import forward, mean_by_track
 
 
 def whole_windows(spec: np.ndarray, width: int) -> np.ndarray:
@@ -43,8 +48,6 @@ def whole_windows(spec: np.ndarray, width: int) -> np.ndarray:
 def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
     """Overlapping ``width``-frame windows over real frames, plus one aligned to the end when
     at least half a hop would be left unseen."""
-    from genreflow.errors import GenreflowError
-
     frames = spec.shape[-1]
     if frames < width:
         raise GenreflowError(f"the signal gives {frames} frames, fewer than one "
@@ -57,9 +60,8 @@ def segment_windows(spec: np.ndarray, width: int, hop: int) -> np.ndarray:
 
 def band_floor(fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(centre Hz, normalised floor, train std in dB)`` of each mel band of a feature set."""
+    # deferred: librosa import (see docs/benchmarks.md, Import cost)
     import librosa
-
-    from genreflow.spectrum import FLOOR_DB
 
     feat = fs.cfg
     hz = librosa.mel_frequencies(feat.n_mels + 2, fmax=feat.sample_rate / 2)[1:-1]
@@ -68,17 +70,18 @@ def band_floor(fs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def band_limit(fs, p: float):
-    """The :class:`~genreflow.keras_parts.BandLimit` of a feature set (None when ``p`` is 0)."""
+    """The :class:`~genreflow.models.layers.BandLimit` of a feature set (None when ``p`` is 0)."""
     if not p:
         return None
-    from genreflow.keras_parts import BandLimit
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
+    from genreflow.models.layers import BandLimit
 
     hz, floor, _ = band_floor(fs)
     return BandLimit(hz, floor, p)
 
 
 def mp3_copies(fs, p: float):
-    """``(train clips' MP3 copies, p)`` for :class:`~genreflow.keras_parts.RandomCrops`
+    """``(train clips' MP3 copies, p)`` for :class:`~genreflow.models.layers.RandomCrops`
     (None when ``p`` is 0); refused when the features hold no copies."""
     if not p:
         return None
@@ -101,8 +104,6 @@ class LogMelKind(ModelKind):
 
     def track_probs(self, model, x_clips: np.ndarray, feat: FeaturesConfig) -> np.ndarray:
         """Track probabilities: the mean over each clip's windows."""
-        from genreflow.inference import forward, mean_by_track
-
         if len(x_clips) == 0:
             return np.zeros((0, model.output_shape[-1]), np.float32)
         per_track = [self.windows(x, feat) for x in x_clips]
@@ -121,7 +122,8 @@ class LogMelKind(ModelKind):
         tr, va = fs.splits["train"], fs.splits["val"]
         low_pass = band_limit(fs, getattr(mcfg, "band_limit", 0.0))
         if low_pass is not None:
-            from genreflow.keras_parts import RandomCrops
+            # deferred: Keras import (see docs/benchmarks.md, Import cost)
+            from genreflow.models.layers import RandomCrops
 
             return ({"x": RandomCrops(tr.x, tr.y, tr.x.shape[-1], 1, ctx.batch_size, ctx.seed,
                                       band_limit=low_pass)}, (va.x[..., None], va.y))
@@ -146,9 +148,6 @@ class LogMelKind(ModelKind):
 
     @staticmethod
     def front_end_of(fs) -> dict:
-        from genreflow.audio import LOUDNESS_DBFS
-        from genreflow.spectrum import FLOOR_DB
-
         return {"sample_rate": fs.cfg.sample_rate, "features": asdict(fs.cfg),
                 "stats": fs.stats, "floor_db": fs.meta.get("floor_db", FLOOR_DB),
                 "loudness_dbfs": fs.meta.get("loudness_dbfs", LOUDNESS_DBFS)}
@@ -168,8 +167,6 @@ class LogMelWindows(WindowStream):
     as its samples arrive; loudness, floor, training statistics and windows at the end."""
 
     def __init__(self, kind: LogMelKind, front_end: dict):
-        from genreflow.spectrum import LogMelStream
-
         super().__init__(kind, front_end)
         self.feat = FeaturesConfig(**front_end["features"])
         self.log_mel = LogMelStream(self.feat)
@@ -178,8 +175,6 @@ class LogMelWindows(WindowStream):
         self.log_mel.feed(block)
 
     def windows(self) -> np.ndarray:
-        from genreflow.features import normalise
-
         fe = self.front_end
         spec = self.log_mel.normalised(fe["floor_db"], fe["loudness_dbfs"])
         return self.kind.windows(normalise(spec, fe["stats"]), self.feat)[..., None]

@@ -8,7 +8,7 @@ are, the narrow-band top on the same clips with every band above 6 kHz set to th
 recording at 12 kHz), and each band-limited copy of ``band_limit`` goes to the top its flag
 picks. A clip whose log-mel over the bands wholly above 6 kHz lies on average less than
 ``LEVEL_DB`` above the floor is read by the narrow-band top, in training as in serving (the
-flag is a layer of the saved model). The same idea as ``musicnn_band``, on normalised log-mels.
+flag is a layer of the saved model). The same idea as ``musicnn.band``, on normalised log-mels.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 from keras import layers
+
+from genreflow.kinds.logmel import band_floor
 
 #: the narrow-band view: nothing above this frequency (a recording at twice this rate)
 NARROW_HZ = 6000.0
@@ -59,8 +61,6 @@ class BandRouter:
 
     @classmethod
     def of(cls, fs) -> BandRouter:
-        from genreflow.kinds.logmel import band_floor
-
         return cls(*band_floor(fs))
 
     @property
@@ -70,7 +70,8 @@ class BandRouter:
 
     def narrow_view(self, x: np.ndarray) -> np.ndarray:
         """``(n, mels, frames)`` clips with every band above :data:`NARROW_HZ` at the floor."""
-        from genreflow.keras_parts import BandLimit
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
+        from genreflow.models.layers import BandLimit
 
         out = np.array(x, np.float32)
         BandLimit(self.band_hz, self.floor, 1.0).apply(out, np.full(len(out), NARROW_HZ))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genreflow.config import ConfigError, FeaturesConfig
+import numpy as np
+
+from genreflow.core.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
 from genreflow.kinds.logmel import LogMelKind, band_limit, mp3_copies, segment_windows
@@ -32,10 +34,11 @@ class SegCnnConfig(KindConfig):
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig):
     """SpecAugment masks, conv/BN/ReLU/pool blocks, global average pooling (fast on CPU)."""
+    # deferred: Keras import (see docs/benchmarks.md, Import cost)
     import keras
     from keras import layers
 
-    from genreflow.keras_parts import SpecAugment
+    from genreflow.models.layers import SpecAugment
 
     inp = keras.Input(shape=(*input_shape, 1), name="log_mel")
     x = SpecAugment(name="spec_augment")(inp) if cfg.spec_augment else inp
@@ -69,9 +72,9 @@ class SegCnn(LogMelKind):
         return net, net
 
     def fit_data(self, ctx: TrainContext, mcfg: SegCnnConfig):
-        import numpy as np
 
-        from genreflow.keras_parts import RandomCrops
+        # deferred: Keras import (see docs/benchmarks.md, Import cost)
+        from genreflow.models.layers import RandomCrops
 
         fs, feat = ctx.features, ctx.features.cfg
 

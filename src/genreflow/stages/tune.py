@@ -1,0 +1,420 @@
+"""Stage ``tune``: an Optuna study over the training hyper-parameters, tracked in MLflow.
+
+Each invocation opens one MLflow *parent* run (``study-<name>``); every trial is a
+nested run made by :func:`genreflow.stages.train.train_model` on the train/validation
+splits only (the test split is never evaluated here). The study lives in
+``tune.storage`` (SQLite by default, any RDB URL; ``GENREFLOW_TUNE_STORAGE`` overrides it, so
+that a URL with credentials stays out of params.yaml) and is resumed by name, so
+running the stage again adds trials to the same study.
+
+The search space is :data:`SEARCH_SPACE`: one suggester per setting every model kind
+has (:class:`~genreflow.kinds.base.KindConfig`). A study belongs to its data: its name
+carries the data digest, and a stored study whose search space differs is refused.
+Nothing runs at import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from genreflow.audio.decode import read_source
+from genreflow.core.config import OPTIMIZERS, Config, ConfigError, TuneConfig, flatten
+from genreflow.core.errors import TrialPruned
+from genreflow.core.paths import FEATURES_DIR
+from genreflow.core.safe_text import redact, scrub
+from genreflow.kinds import kind_names, settings
+from genreflow.stages import train
+from genreflow.stages.study_report import write_study_report
+from genreflow.tracking.store import data_digest, git_info, retry_store_setup, setup_mlflow
+
+OBJECTIVE_METRIC = "val_track_accuracy"
+Suggester = Callable[["optuna.Trial", TuneConfig], Any]
+
+#: Trial parameter -> how to draw it. Keys are kind settings (they become
+#: ``train_model`` overrides); add e.g.
+#: ``"dropout": lambda trial, t: trial.suggest_float("dropout", 0.0, 0.5)``.
+SEARCH_SPACE: dict[str, Suggester] = {
+    "optimizer": lambda trial, t: trial.suggest_categorical("optimizer", list(t.optimizers)),
+    "learning_rate": lambda trial, t: trial.suggest_float(
+        "learning_rate", t.lr_min, t.lr_max, log=True),
+}
+
+
+def suggest(trial: optuna.Trial, tcfg: TuneConfig,
+            space: Mapping[str, Suggester] | None = None) -> dict[str, Any]:
+    """Draw one set of kind-setting overrides for ``trial`` from the search space."""
+    space = SEARCH_SPACE if space is None else space
+    return {name: draw(trial, tcfg) for name, draw in space.items()}
+
+
+def study_identity(cfg: Config, space: Mapping[str, Suggester] | None = None,
+                   model: str | None = None) -> dict[str, str]:
+    """What a study's trials depend on besides the model: the data, the split, the space,
+    and the model's fixed training settings."""
+    import hashlib
+
+    t = cfg.tune
+    split = json.dumps([asdict(cfg.split), cfg.data.genres], sort_keys=True)
+    # what every trial trains with besides the searched values: another dropout or batch size
+    # is another objective, so another study (its trials would mislead the sampler)
+    searched = set(SEARCH_SPACE if space is None else space)
+    kind = {k: v for k, v in asdict(settings(cfg.train, model or t.model)).items()
+            if k not in searched}
+    fixed = json.dumps({"kind": kind, **{k: getattr(cfg.train, k) for k in (
+        "batch_size", "seed", "patience", "min_delta")}}, sort_keys=True, default=str)
+    return {
+        "data_digest": data_digest(cfg.data.dir),
+        "split_digest": hashlib.md5(split.encode()).hexdigest()[:12],
+        "settings_digest": hashlib.md5(fixed.encode()).hexdigest()[:12],
+        "search_space": json.dumps({"params": sorted(SEARCH_SPACE if space is None else space),
+                                    "optimizers": sorted(t.optimizers), "lr": [t.lr_min, t.lr_max],
+                                    "max_epochs": t.max_epochs}, sort_keys=True),
+    }
+
+
+def study_name(cfg: Config, model: str | None = None) -> str:
+    """The stored study's name: ``<tune.study>-<model>-<data and split>-<settings>``: one
+    study per model, data set, split and fixed training settings (the kind's section but the
+    searched values, batch size, seed, early stopping), so trials trained otherwise never
+    inform this one."""
+    ident = study_identity(cfg, model=model)
+    return (f"{cfg.tune.study}-{model or cfg.tune.model}-{ident['data_digest'][:8]}"
+            f"{ident['split_digest'][:4]}-{ident['settings_digest'][:6]}")
+
+
+def _check(tcfg: TuneConfig, model: str) -> None:
+    if model not in kind_names():
+        raise ConfigError(f"tune.model: expected one of {kind_names()}, got {model!r}")
+    bad = [o for o in tcfg.optimizers if o not in OPTIMIZERS]
+    if not tcfg.optimizers or bad:
+        raise ConfigError(f"tune.optimizers: expected a non-empty list of {OPTIMIZERS}, "
+                          f"got {tcfg.optimizers}")
+    if not 0 < tcfg.lr_min <= tcfg.lr_max:
+        raise ConfigError(f"tune.lr_min/lr_max: expected 0 < lr_min <= lr_max, "
+                          f"got {tcfg.lr_min}, {tcfg.lr_max}")
+    if tcfg.max_epochs < 1:
+        raise ConfigError(f"tune.max_epochs: expected >= 1, got {tcfg.max_epochs}")
+    if tcfg.prune_startup_trials < 0 or tcfg.prune_warmup_epochs < 0:
+        raise ConfigError("tune.prune_startup_trials/prune_warmup_epochs: expected >= 0, got "
+                          f"{tcfg.prune_startup_trials}, {tcfg.prune_warmup_epochs}")
+    if tcfg.heartbeat_seconds < 1:
+        raise ConfigError(f"tune.heartbeat_seconds: expected >= 1, got {tcfg.heartbeat_seconds}")
+
+
+def _storage(tcfg: TuneConfig) -> optuna.storages.RDBStorage:
+    """The study's RDB storage, with heartbeats so that a killed process's trials end FAIL.
+
+    Creates the folder of a file-based SQLite storage if needed.
+    """
+    url = tcfg.resolved_storage()
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix):] not in ("", ":memory:"):
+        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+
+    def open_storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=tcfg.heartbeat_seconds,
+                grace_period=2 * tcfg.heartbeat_seconds,
+                heartbeat_stale_trial_callback=_stale_trial_failed)
+
+    try:  # workers started together on a fresh database race to create Optuna's tables
+        return retry_store_setup(open_storage)
+    except Exception as exc:
+        raise ConfigError(f"{tcfg.storage_origin()}: cannot open {redact(url)!r} as an Optuna "
+                          f"RDB storage (expected e.g. sqlite:///optuna.db): {scrub(exc, url)}"
+                          ) from None
+
+
+def _stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial whose process died (no heartbeat) was set FAIL: end its MLflow runs FAILED too."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not run_id:
+        return
+    client = MlflowClient()
+    reason = ("the process running this trial stopped (no Optuna heartbeat); "
+              "marked FAILED when the study was resumed")
+    run = client.get_run(run_id)
+    parent_id = run.data.tags.get("mlflow.parentRunId")
+    parent = client.get_run(parent_id) if parent_id else None
+    for r in (run, parent):
+        if r is not None and r.info.status == "RUNNING":
+            client.set_tag(r.info.run_id, "error", reason)
+            client.set_terminated(r.info.run_id, "FAILED")
+    client.set_tag(run_id, "trial_state", "failed")
+
+
+def load_study(cfg: Config, model: str | None = None,
+               pruner: optuna.pruners.BasePruner | None = None,
+               space: Mapping[str, Suggester] | None = None) -> optuna.Study:
+    """Create or resume the study (maximising validation track accuracy).
+
+    Each trial's draws are seeded with ``tune.seed + <trial number>``
+    (:class:`~genreflow.tracking.sampler.TrialSeededTPE`): a resumed study is reproducible, and
+    workers sharing the study (several processes or machines) do not repeat each other.
+    A stored study of another search space is refused (its trials would mislead TPE).
+    """
+    name = study_name(cfg, model)
+    ident = study_identity(cfg, space, model)
+    study = optuna.create_study(
+        study_name=name, storage=_storage(cfg.tune), load_if_exists=True,
+        direction="maximize",
+        pruner=pruner or optuna.pruners.MedianPruner(
+            n_startup_trials=cfg.tune.prune_startup_trials,
+            n_warmup_steps=cfg.tune.prune_warmup_epochs))
+    from genreflow.tracking.sampler import TrialSeededTPE
+
+    study.sampler = TrialSeededTPE(cfg.tune.seed, n_startup_trials=5)
+    stored = study.user_attrs.get("search_space")
+    if stored is not None and stored != ident["search_space"]:
+        raise ConfigError(
+            f"tune: the stored study {name!r} searched {stored}, but params.yaml now asks for "
+            f"{ident['search_space']}; its trials would mislead the sampler. Set tune.study to "
+            "a new name for a new study, or restore the tune settings to continue this one")
+    # Every label, not only when "model" is missing: a worker started together with this one
+    # may have created the study and written only some of them so far (same values: the
+    # name holds the identity, and the search space was checked above).
+    labels = study.user_attrs
+    for key, value in {"model": model or cfg.tune.model, "metric": OBJECTIVE_METRIC,
+                       **ident}.items():
+        if key not in labels:
+            study.set_user_attr(key, value)
+    return study
+
+
+def study_summary(cfg: Config, model: str | None = None,
+                  study: optuna.Study | None = None) -> dict[str, Any]:
+    """Best trial and trial counts of the stored study (what ``tune.json`` holds).
+
+    Reads the stored study without creating it (``KeyError`` if there is none).
+    """
+    study = study or optuna.load_study(study_name=study_name(cfg, model),
+                                       storage=cfg.tune.resolved_storage())
+    trials = study.get_trials(deepcopy=False)
+    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    out: dict[str, Any] = {
+        "study": study.study_name, "storage": redact(cfg.tune.resolved_storage()),
+        "model": study.user_attrs.get("model", model or cfg.tune.model),
+        "metric": OBJECTIVE_METRIC, "n_trials": len(trials),
+        "n_complete": counts[TrialState.COMPLETE], "n_pruned": counts[TrialState.PRUNED],
+        "n_failed": counts[TrialState.FAIL], "best_value": None, "best_trial": None,
+        "best_params": {}, "best_run_id": None,
+        "data_digest": study.user_attrs.get("data_digest"),
+        "data_source": study.user_attrs.get("data_source"),
+    }
+    if counts[TrialState.COMPLETE]:
+        best = study.best_trial
+        out.update(best_value=best.value, best_trial=best.number, best_params=dict(best.params),
+                   best_run_id=best.user_attrs.get("mlflow_run_id"))
+    return out
+
+
+# ---------------------------------------------------------------------------------- study
+def tune(
+    cfg: Config,
+    features_dir: Path = FEATURES_DIR,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    model: str | None = None,
+    out_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    *,
+    pruner: optuna.pruners.BasePruner | None = None,
+    search_space: Mapping[str, Suggester] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the study for ``model`` and return its summary.
+
+    ``n_trials``/``timeout`` default to ``tune.n_trials``/``tune.timeout``. Each
+    trial trains on train, is pruned and scored on validation (best-epoch
+    ``val_track_accuracy``). Failed trials are recorded and the study goes on;
+    Ctrl-C leaves the interrupted trial FAIL and this invocation's parent run KILLED.
+    Writes ``out_dir/tune.json`` (plus figures and ``trials.csv``) when given.
+    """
+    model = model or cfg.tune.model
+    _check(cfg.tune, model)
+    n_trials = cfg.tune.n_trials if n_trials is None else n_trials
+    timeout = cfg.tune.timeout if timeout is None else timeout
+    space = SEARCH_SPACE if search_space is None else search_space
+    prev_verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        study = _open_study(cfg, model, pruner, space, n_trials, timeout, log)
+        exp_id = setup_mlflow(cfg.tracking, cfg.train.experiment)
+        parent_id = _start_parent(cfg, study, model, n_trials, timeout, space, features_dir)
+        book = TrialBook(MlflowClient(), exp_id, parent_id, study.study_name)
+        objective = Objective(cfg, model, Path(features_dir), space, book, log)
+        summary = _run_study(study, objective, n_trials, timeout, out_dir, log)
+    finally:
+        optuna.logging.set_verbosity(prev_verbosity)
+    best = (f"best {OBJECTIVE_METRIC}={summary['best_value']:.4f} (trial {summary['best_trial']}"
+            f", {summary['best_params']})" if summary["best_value"] is not None
+            else "no complete trial yet")
+    log(f"study {study.study_name}: {summary['n_trials']} trial(s) — {summary['n_complete']} "
+        f"complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed; {best}")
+    return summary
+
+
+def _open_study(cfg: Config, model: str, pruner, space: Mapping[str, Suggester], n_trials: int,
+                timeout: float | None, log: Callable[[str], None]) -> optuna.Study:
+    """The stored study (created or resumed), labelled with its data source."""
+    study = load_study(cfg, model, pruner, space)
+    if "data_source" not in study.user_attrs:
+        study.set_user_attr("data_source", read_source(cfg.data.dir).get("source", "unknown"))
+    log(f"study {study.study_name} in {redact(cfg.tune.resolved_storage())}: {len(study.trials)} stored "
+        f"trial(s); running up to {n_trials} more" + (f" within {timeout:g} s" if timeout else ""))
+    return study
+
+
+def _start_parent(cfg: Config, study: optuna.Study, model: str, n_trials: int,
+                  timeout: float | None, space: Mapping[str, Suggester],
+                  features_dir: Path) -> str:
+    """This invocation's parent run (``study-<name>``), with the tune settings as params."""
+    name = study.study_name
+    parent = mlflow.start_run(
+        run_name=f"study-{name}", nested=mlflow.active_run() is not None,
+        tags={"optuna_study": name, "model": model, "role": "optuna_study",
+              "data_source": study.user_attrs["data_source"],
+              "data_digest": study.user_attrs["data_digest"],
+              "optuna_trials_before": str(len(study.trials)), **git_info()})
+    mlflow.log_params({**flatten(asdict(cfg.tune), "tune."), "tune.model": model,
+                       "tune.n_trials": n_trials, "tune.timeout": timeout,
+                       "tune.storage": redact(cfg.tune.resolved_storage()),
+                       "tune.search_space": ",".join(space), "features_dir": str(features_dir)})
+    return parent.info.run_id
+
+
+def _run_study(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None,
+               out_dir: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """Optimise, then log the summary on the parent run and end it: FINISHED, else FAILED
+    (KILLED when interrupted) with the reason."""
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                       gc_after_trial=True)
+        summary = study_summary(objective.cfg, objective.model, study)
+        summary["parent_run_id"] = objective.book.parent_id
+        summary["trials_this_run"] = len(objective.ran)
+        _log_parent(study, summary, out_dir, log)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        stores = (objective.cfg.tune.resolved_storage(), objective.cfg.tracking.resolved_uri())
+        mlflow.set_tag("error", f"{type(exc).__name__}: {scrub(exc, *stores)}"[:4000]
+                       if not interrupted else "interrupted")
+        mlflow.end_run("KILLED" if interrupted else "FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+    return summary
+
+
+class PruningReport:
+    """The epoch callback of one trial's training: records the trial's MLflow run at once
+    (a killed process's run is found later), reports the epoch's validation track accuracy
+    to Optuna and raises :class:`~genreflow.core.errors.TrialPruned` when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.run_id: str | None = None
+
+    def __call__(self, epoch: int, logs: dict) -> None:
+        active = mlflow.active_run()
+        if active is not None and self.run_id is None:
+            self.run_id = active.info.run_id
+            self.trial.set_user_attr("mlflow_run_id", self.run_id)
+        value = float(logs[OBJECTIVE_METRIC])
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise TrialPruned(f"epoch {epoch}: {OBJECTIVE_METRIC}={value:.4f}")
+
+
+class TrialBook:
+    """Each trial's outcome on its MLflow run (``trial_state``, trial number, study) and the
+    run on the trial (``mlflow_run_id``)."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, parent_id: str,
+                 study: str) -> None:
+        self.client, self.experiment_id = client, experiment_id
+        self.parent_id, self.study = parent_id, study
+
+    def finish(self, trial: optuna.Trial, state: str, run_id: str | None) -> None:
+        """Record ``state``; the trial's run is ``run_id``, else found by name under the
+        parent (none when training failed before it started one)."""
+        run_id = run_id or self._child_run_id(f"trial-{trial.number}")
+        if run_id is None:
+            return
+        trial.set_user_attr("mlflow_run_id", run_id)
+        for key, value in {"trial_state": state, "optuna_trial": str(trial.number),
+                           "optuna_study": self.study}.items():
+            self.client.set_tag(run_id, key, value)
+
+    def _child_run_id(self, run_name: str) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}' "
+                          f"and attributes.run_name = '{run_name}'",
+            max_results=1)
+        return runs[0].info.run_id if runs else None
+
+
+class Objective:
+    """One trial: draw the settings, train a nested run on train/validation, return the
+    best epoch's validation track accuracy (pruned and failed trials recorded, re-raised)."""
+
+    def __init__(self, cfg: Config, model: str, features_dir: Path,
+                 space: Mapping[str, Suggester], book: TrialBook,
+                 log: Callable[[str], None]) -> None:
+        self.cfg, self.model, self.features_dir = cfg, model, features_dir
+        self.space, self.book, self.log = space, book, log
+        self.ran: list[int] = []  # this invocation's trials (other workers may add others)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.ran.append(trial.number)
+        overrides = suggest(trial, self.cfg.tune, self.space)
+        run_name, report = f"trial-{trial.number}", PruningReport(trial)
+        self.log(f"{run_name}: " + ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in overrides.items()))
+        try:  # train.train_model looked up now: tests replace it
+            result = train.train_model(
+                self.cfg, self.model, self.features_dir, overrides=overrides,
+                max_epochs=self.cfg.tune.max_epochs, callbacks=[report], run_name=run_name,
+                nested=True, evaluate_test=False, log=self.log)
+        except TrialPruned as exc:
+            self.book.finish(trial, "pruned", report.run_id)
+            self.log(f"{run_name}: pruned")
+            raise optuna.TrialPruned(str(exc)) from exc
+        except BaseException as exc:
+            self.book.finish(trial, "failed", report.run_id)
+            stores = (self.cfg.tune.resolved_storage(), self.cfg.tracking.resolved_uri())
+            self.log(f"{run_name}: failed ({type(exc).__name__}: {scrub(exc, *stores)})")
+            raise
+        value = float(result.metrics[OBJECTIVE_METRIC])
+        self.book.finish(trial, "complete", result.run_id)
+        self.log(f"{run_name}: {OBJECTIVE_METRIC}={value:.4f}")
+        return value
+
+
+def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | None,
+                log: Callable[[str], None]) -> None:
+    """Metrics, best parameters, figures, ``trials.csv`` and ``tune.json`` on the parent run."""
+    metrics = {k: float(summary[k]) for k in ("n_trials", "n_complete", "n_pruned", "n_failed")}
+    if summary["best_value"] is not None:
+        metrics["best_value"] = float(summary["best_value"])
+        mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
+        mlflow.set_tag("best_run_id", str(summary["best_run_id"]))
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory(prefix="genreflow-tune-") as tmp:
+        out = Path(out_dir) if out_dir else Path(tmp)
+        write_study_report(study, out, OBJECTIVE_METRIC, log)
+        (out / "tune.json").write_text(json.dumps(summary, indent=1, default=str))
+        mlflow.log_artifacts(str(out), artifact_path="study")
