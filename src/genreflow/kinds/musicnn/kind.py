@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genreflow.audio.decode import decode as audio_decode
 from genreflow.audio.decode import LOUDNESS_DBFS
+from genreflow.audio.decode import decode as audio_decode
 from genreflow.core.config import ConfigError
 from genreflow.kinds import register_kind, settings
 from genreflow.kinds.base import (
