@@ -222,7 +222,7 @@ def test_segcnn_without_crops_and_lr_plateau(tiny_project):
                                          ("dropout", 1.0)])
 def test_model_config_rejects_bad_values(field, value):
     from genreflow.core.config import ConfigError
-    from genreflow.kinds.segcnn import SegCnnConfig
+    from genreflow.kinds.segcnn.kind import SegCnnConfig
 
     with pytest.raises(ConfigError, match=field):
         SegCnnConfig(**{field: value})
@@ -347,7 +347,7 @@ def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp
     cfg.train = replace(cfg.train, max_epochs=1)
     train_model(cfg, "inception", feat_dir, bundle_dir=tmp_path / "bundle", log=quiet)
     plain = GenrePredictor.from_bundle(tmp_path / "bundle")
-    assert plain.pre.front_end["narrow_band"] is True
+    assert plain.front_end.narrow_band is True
     rate = plain.sample_rate
     rng = np.random.default_rng(0)
     t = np.arange(6 * rate) / rate
@@ -358,7 +358,7 @@ def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp
     router = BandRouter.of(load_features(feat_dir))
     flag_layer = plain.model.get_layer("narrow_band")
     for y, flag in ((full, 0.0), (narrow, 1.0)):
-        x = plain.kind.audio_windows(y, plain.pre.front_end)
+        x = plain.kind.audio_windows(y, plain.front_end)
         assert (router.flags(x[..., 0]) == flag).all()
         assert (np.asarray(flag_layer(x)) == flag).all()
 

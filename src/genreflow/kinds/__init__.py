@@ -62,11 +62,11 @@ def load_plugins(modules: list[str] | tuple[str, ...] = (), where: str = "train.
             except ImportError as exc:
                 raise ConfigError(f"entry point {ep.name!r} of group {ENTRY_POINT_GROUP}: cannot "
                                   f"load {ep.value!r} ({exc})") from None
+    for module in modules:  # first: an error names the setting the user wrote
+        _import(module, where)
     env = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
     for module in env:
         _import(module.strip(), PLUGINS_ENV)
-    for module in modules:
-        _import(module, where)
 
 
 def kind_names() -> tuple[str, ...]:
