@@ -319,19 +319,20 @@ def test_whole_clip_cnn_trains_on_band_limited_clips(tiny_project):
 
 
 def test_inception_trains_on_extra_low_passed_copies(tiny_project):
-    from genreflow.kinds import get_kind, settings
+    from genreflow.kinds import settings
     from genreflow.kinds.base import TrainContext
+    from genreflow.kinds.inception.embed import low_passed_copies
 
     cfg, feat_dir = tiny_project
     ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=32)
-    kind, clips = get_kind("inception"), ctx.features.splits["train"]
+    clips = ctx.features.splits["train"]
     half = settings(cfg.train, "inception", {"band_limit": 0.5})
-    copies, labels = kind.low_passed_copies(ctx, half)
+    copies, labels = low_passed_copies(ctx, half)
     assert 0 < len(copies) < len(clips.x) and len(labels) == len(copies)
     assert np.allclose(copies[:, -1, :], copies[:, -1, :1])  # top band at the floor
-    assert np.array_equal(copies, kind.low_passed_copies(ctx, half)[0])  # seeded
+    assert np.array_equal(copies, low_passed_copies(ctx, half)[0])  # seeded
     none = settings(cfg.train, "inception", {"band_limit": 0.0})
-    assert len(kind.low_passed_copies(ctx, none)[0]) == 0
+    assert len(low_passed_copies(ctx, none)[0]) == 0
     cfg.train = replace(cfg.train, max_epochs=1)
     res = train_model(cfg, "inception", feat_dir, overrides={"band_limit": 0.5}, log=quiet)
     assert res.metrics["epochs"] == 1

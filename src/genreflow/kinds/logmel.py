@@ -95,7 +95,11 @@ class LogMelFrontEnd(FrontEnd):
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.features, dict):  # read back from JSON
-            self.features = FeaturesConfig(**self.features)
+            try:
+                self.features = FeaturesConfig(**self.features)
+            except TypeError as exc:
+                raise GenreflowError(f"front_end.features: {exc}; retrain the model "
+                                     "(`genreflow train KIND`)") from None
 
     def logged_params(self) -> dict[str, Any]:
         return flatten(self.features, "features.")
