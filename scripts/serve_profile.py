@@ -73,7 +73,7 @@ def main() -> None:
         lambda: resample(y2, sr2, pred.sample_rate), n)
     y = resample(y, sr, pred.sample_rate) if sr != pred.sample_rate else y
     rows["probs_from_audio (spectrogram + model)"], _ = timed(lambda: pred.probs_from_audio(y), n)
-    fe = pred.pre.front_end
+    fe = pred.front_end
     rows["  front-end: the kind's windows (log-mel...)"], x = timed(
         lambda: pred.kind.audio_windows(y, fe), n)
     from genreflow.models.forward import forward

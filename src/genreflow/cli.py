@@ -73,7 +73,9 @@ def _cfg(params: Path):
     # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.core.config import load_config
 
-    return load_config(params)
+    cfg = load_config(params)
+    cfg.train.export_plugins()  # every process of this command finds the plug-in kinds
+    return cfg
 
 
 # ----------------------------------------------------------------------------- data
@@ -240,7 +242,7 @@ def embed(params: Params = PARAMS_DEFAULT,
     from genreflow.stages.embed import embed_all
 
     cfg = _cfg(params)
-    check_models(cfg.train)
+    check_models(cfg.train, cfg)
     table = pd.read_csv(require(manifest, "run `dvc repro split` first"))
     done = embed_all(cfg, table, out, log=_log)
     typer.echo(f"embeddings: {done or 'no kind in train.models needs any'}")
@@ -265,8 +267,8 @@ def figures(params: Params = PARAMS_DEFAULT,
 
 @app.command()
 @friendly
-def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, inception, "
-                                                   "musicnn (see train.models).")],
+def train(model: Annotated[str, typer.Argument(help="A model kind, built-in or plug-in "
+                                                   "(see train.models).")],
           params: Params = PARAMS_DEFAULT,
           features_dir: Path = paths.FEATURES_DIR,
           max_epochs: Annotated[int | None, typer.Option(help="Override train.max_epochs.")] = None,
@@ -280,7 +282,7 @@ def train(model: Annotated[str, typer.Argument(help="A model kind: cnn, segcnn, 
     # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.kinds import check_models, settings
 
-    check_models(cfg.train)
+    check_models(cfg.train, cfg)
     settings(cfg.train, model)  # validates the name and section before a run is opened
     res = train_model(cfg, model, features_dir, bundle_dir=paths.MODELS_DIR / model,
                       report_dir=paths.TRAIN_REPORTS / model, max_epochs=max_epochs, log=_log)

@@ -23,92 +23,39 @@ from pathlib import Path
 import pytest
 import yaml
 
+from genreflow.core.codegraph import CodeGraph, with_parents
+
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 CLI = "genreflow.cli"
 
 
 # ------------------------------------------------------------------------ module graph
+# The walker is genreflow's own (genreflow.core.codegraph): the cache keys use it too.
+@cache
+def _graph(src: Path) -> CodeGraph:
+    return CodeGraph(src)
+
+
+def graph() -> CodeGraph:
+    return _graph(SRC)
+
+
 def _module_path(name: str) -> Path | None:
-    """The source file of module ``name`` (a package's ``__init__.py``), if it is ours."""
-    base = SRC.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+    return graph().module_path(name)
 
 
-def _is_package(name: str) -> bool:
-    return (SRC.joinpath(*name.split(".")) / "__init__.py").is_file()
-
-
-def _with_parents(name: str) -> set[str]:
-    """Importing ``a.b.c`` runs ``a/__init__``, ``a/b/__init__`` and ``a/b/c``."""
-    parts = name.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-
-
-def _ours(name: str) -> bool:
-    return name.split(".")[0] == "genreflow" and _module_path(name) is not None
-
-
-def _is_import_module(call: ast.Call) -> bool:
-    f = call.func
-    return (isinstance(f, ast.Attribute) and f.attr == "import_module") or (
-        isinstance(f, ast.Name) and f.id == "import_module")
+def _tree(module: str) -> ast.Module:
+    return graph().tree(module)
 
 
 def _imports(nodes: list[ast.AST], module: str) -> set[str]:
-    """The genreflow modules that ``nodes`` (statements of ``module``) import, directly."""
-    package = module if _is_package(module) else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in (n for top in nodes for n in ast.walk(top)):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            found.add(base)
-            found |= {f"{base}.{a.name}" for a in node.names if _ours(f"{base}.{a.name}")}
-        elif isinstance(node, ast.Call) and _is_import_module(node):
-            arg = node.args[0] if node.args else None
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                found.add(arg.value)
-            elif _is_package(module) and module.count(".") >= 1:
-                # a plug-in registry importing its own modules by computed name
-                folder = SRC.joinpath(*module.split("."))
-                found |= {".".join(p.relative_to(SRC).with_suffix("").parts)
-                          for p in folder.rglob("*.py") if p.stem != "__init__"}
-            else:
-                pytest.fail(f"{module}: import_module() with a computed name outside a "
-                            "package __init__; teach test_dvc_deps.py how to follow it")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
-                _ours(node.value):
-            found.add(node.value)  # e.g. resources.files("genreflow.stages.resources")
-    return {m for name in found if _ours(name) for m in _with_parents(name) if _ours(m)}
-
-
-@cache
-def _tree(module: str) -> ast.Module:
-    path = _module_path(module)
-    assert path is not None, module
-    return ast.parse(path.read_text(), filename=str(path))
+    return graph().imports(nodes, module)
 
 
 def closure(start: set[str]) -> set[str]:
     """``start`` and every genreflow module they import, transitively (whole modules)."""
-    seen: set[str] = set()
-    todo = [m for s in start for m in _with_parents(s)]
-    while todo:
-        mod = todo.pop()
-        if mod in seen:
-            continue
-        seen.add(mod)
-        todo.extend(_imports([_tree(mod)], mod) - seen)
-    return seen
+    return graph().closure(start)
 
 
 # ----------------------------------------------------------------------- CLI commands
@@ -161,7 +108,7 @@ def command_modules(cmd: str) -> set[str]:
     callbacks = [f for f in funcs.values() if any(
         getattr(getattr(d, "func", d), "attr", "") == "callback" for d in f.decorator_list)]
     direct |= _imports(callbacks, CLI)  # the app callback runs before every command
-    return closure(direct - {CLI}) | _with_parents(CLI)
+    return closure(direct - {CLI}) | with_parents(CLI)
 
 
 def code_files(modules: set[str]) -> set[str]:
@@ -253,7 +200,6 @@ def test_derivation_follows_plugin_packages_relative_imports_and_resources(tmp_p
     (pkg / "res" / "table.json").write_text("{}")
     monkeypatch.setattr(sys.modules[__name__], "SRC", src)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    _tree.cache_clear()
     try:
         got = command_modules("genreflow train")
         assert got == {"genreflow", "genreflow.cli", "genreflow.trainer", "genreflow.util",
@@ -263,7 +209,7 @@ def test_derivation_follows_plugin_packages_relative_imports_and_resources(tmp_p
         assert closure({"genreflow.loose.b"}) == {"genreflow", "genreflow.loose",
                                                   "genreflow.loose.a", "genreflow.loose.b"}
     finally:
-        _tree.cache_clear()
+        _graph.cache_clear()
 
 
 # ------------------------------------------------------------ the same, with real DVC

@@ -46,7 +46,7 @@ def test_rms():
 def test_frozen_forward_equals_the_keras_model():
     import keras
 
-    from genreflow.kinds.segcnn import SegCnnConfig, build_segcnn
+    from genreflow.kinds.segcnn.kind import SegCnnConfig, build_segcnn
     from genreflow.models.forward import forward
 
     keras.utils.set_random_seed(0)

@@ -1,6 +1,8 @@
 """Every registered kind, with its default settings, through every stage a user runs.
 
-For each kind in the registry (a new kind joins by registering), a tiny project where that
+For each kind in the registry (a new kind joins by registering), and for a plug-in kind
+defined outside genreflow (``tests/plugins/toykind.py``, named in ``train.plugins``: one
+module plus its params section, no other file of genreflow), a tiny project where that
 kind is the only one trained goes ``embed`` -> ``train`` -> ``tune --model KIND`` (one short
 trial) -> ``register`` (it must become ``@champion``) -> ``predict`` through
 ``models:/<name>@champion`` -> one request to ``genreflow serve``. Each step is its own
@@ -32,14 +34,20 @@ from tests_helpers import SMALL_KINDS, TINY_PIPELINE, free_port, merge_params, w
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+#: the plug-in kind: its module (on PYTHONPATH in the processes below) and its section
+PLUGIN_DIR = ROOT / "tests" / "plugins"
+PLUGIN = "toy"
+PLUGIN_PARAMS = {"plugins": ["toykind"], PLUGIN: {"learning_rate": 0.01}}
 #: TensorFlow's C++ start-up lines (absl), which no stage may let through to the user
 TF_STARTUP = re.compile(r"^[IWE]\d{4} |oneDNN custom operations|cpu_feature_guard|absl::InitializeLog")
 
 
 def _env() -> dict:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for name in ("MLFLOW_TRACKING_URI", "GTZAN_DIR"):
+    for name in ("MLFLOW_TRACKING_URI", "GTZAN_DIR", "GENREFLOW_PLUGINS"):
         env.pop(name, None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH", "")) if p)
     return env
 
 
@@ -72,7 +80,7 @@ def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
         "data": {"dir": str(data_dir), "genres": TINY_GENRES},
         "features": {"workers": 2},  # the stages' worker processes start quietly too
         "train": {"models": [kind], "max_epochs": 2, "patience": 2, "batch_size": 8,
-                  **SMALL_KINDS},
+                  **SMALL_KINDS, **(PLUGIN_PARAMS if kind == PLUGIN else {})},
         "tune": {"model": kind, "n_trials": 1, "max_epochs": 1,
                  "storage": f"sqlite:///{project / 'optuna.db'}"},
         "tracking": {"uri": f"sqlite:///{project / 'mlflow.db'}",
@@ -108,7 +116,7 @@ def _serve_one(project: Path, model_uri: str, clip: Path) -> dict:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", kind_names())
+@pytest.mark.parametrize("kind", [*kind_names(), PLUGIN])
 def test_every_kind_goes_from_training_to_a_served_champion(kind, tiny_data, tiny_features,
                                                             tmp_path):
     project = _project(tmp_path, kind, tiny_data, tiny_features)

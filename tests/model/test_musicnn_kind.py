@@ -161,7 +161,7 @@ def test_narrow_band_patches_are_read_by_their_own_top(tiny_project, tmp_path):
         assert (np.asarray(NarrowBand(first_high_band())(p)) == flag).all()
 
     plain = GenrePredictor.from_bundle(tmp_path / "bundle")
-    assert plain.pre.front_end["narrow_band"] is True
+    assert plain.front_end.narrow_band is True
     cut = GenrePredictor.from_bundle(tmp_path / "bundle")
     logits = next(m for m in cut.model.layers if m.name == "top_logits").get_layer("genre_logits")
     kernel = logits.get_weights()[0]  # rows: full-band features, narrow-band features, 2 biases

@@ -222,7 +222,7 @@ def test_segcnn_without_crops_and_lr_plateau(tiny_project):
                                          ("dropout", 1.0)])
 def test_model_config_rejects_bad_values(field, value):
     from genreflow.core.config import ConfigError
-    from genreflow.kinds.segcnn import SegCnnConfig
+    from genreflow.kinds.segcnn.kind import SegCnnConfig
 
     with pytest.raises(ConfigError, match=field):
         SegCnnConfig(**{field: value})
@@ -319,19 +319,20 @@ def test_whole_clip_cnn_trains_on_band_limited_clips(tiny_project):
 
 
 def test_inception_trains_on_extra_low_passed_copies(tiny_project):
-    from genreflow.kinds import get_kind, settings
+    from genreflow.kinds import settings
     from genreflow.kinds.base import TrainContext
+    from genreflow.kinds.inception.embed import low_passed_copies
 
     cfg, feat_dir = tiny_project
     ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=32)
-    kind, clips = get_kind("inception"), ctx.features.splits["train"]
+    clips = ctx.features.splits["train"]
     half = settings(cfg.train, "inception", {"band_limit": 0.5})
-    copies, labels = kind.low_passed_copies(ctx, half)
+    copies, labels = low_passed_copies(ctx, half)
     assert 0 < len(copies) < len(clips.x) and len(labels) == len(copies)
     assert np.allclose(copies[:, -1, :], copies[:, -1, :1])  # top band at the floor
-    assert np.array_equal(copies, kind.low_passed_copies(ctx, half)[0])  # seeded
+    assert np.array_equal(copies, low_passed_copies(ctx, half)[0])  # seeded
     none = settings(cfg.train, "inception", {"band_limit": 0.0})
-    assert len(kind.low_passed_copies(ctx, none)[0]) == 0
+    assert len(low_passed_copies(ctx, none)[0]) == 0
     cfg.train = replace(cfg.train, max_epochs=1)
     res = train_model(cfg, "inception", feat_dir, overrides={"band_limit": 0.5}, log=quiet)
     assert res.metrics["epochs"] == 1
@@ -347,7 +348,7 @@ def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp
     cfg.train = replace(cfg.train, max_epochs=1)
     train_model(cfg, "inception", feat_dir, bundle_dir=tmp_path / "bundle", log=quiet)
     plain = GenrePredictor.from_bundle(tmp_path / "bundle")
-    assert plain.pre.front_end["narrow_band"] is True
+    assert plain.front_end.narrow_band is True
     rate = plain.sample_rate
     rng = np.random.default_rng(0)
     t = np.arange(6 * rate) / rate
@@ -358,7 +359,7 @@ def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp
     router = BandRouter.of(load_features(feat_dir))
     flag_layer = plain.model.get_layer("narrow_band")
     for y, flag in ((full, 0.0), (narrow, 1.0)):
-        x = plain.kind.audio_windows(y, plain.pre.front_end)
+        x = plain.kind.audio_windows(y, plain.front_end)
         assert (router.flags(x[..., 0]) == flag).all()
         assert (np.asarray(flag_layer(x)) == flag).all()
 

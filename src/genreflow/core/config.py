@@ -190,6 +190,9 @@ class TrainConfig:
     patience: int = 15
     min_delta: float = 1e-3
     experiment: str = "genreflow"
+    #: modules that register model kinds from outside genreflow (``mypkg.mykind``); see
+    #: README, "Adding a model kind"
+    plugins: list[str] = field(default_factory=list)
     kinds: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -199,6 +202,18 @@ class TrainConfig:
                                   f"got {getattr(self, name)!r}")
         if self.min_delta < 0:
             raise ConfigError(f"min_delta: expected a number >= 0, got {self.min_delta!r}")
+        bad = [m for m in self.plugins if not isinstance(m, str) or not all(
+            part.isidentifier() for part in m.split("."))]
+        if bad:
+            raise ConfigError(f"plugins: expected dotted module names, got {bad!r}")
+
+    def export_plugins(self) -> None:
+        """Put :attr:`plugins` in ``GENREFLOW_PLUGINS`` (with any already there), so that the
+        ``genreflow`` processes this one starts (scoring server, tune workers) find them too."""
+        if not self.plugins:
+            return
+        have = [m for m in os.environ.get(PLUGINS_ENV, "").split(",") if m]
+        os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys([*have, *self.plugins]))
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], where: str) -> TrainConfig:
@@ -216,6 +231,9 @@ class TrainConfig:
         obj.kinds.update(kinds)
         return obj
 
+
+#: Environment variable naming model-kind modules to import (comma-separated): see TrainConfig.
+PLUGINS_ENV = "GENREFLOW_PLUGINS"
 
 #: Environment variables naming the stores; each takes precedence over params.yaml, so that a
 #: URL holding credentials never needs to be in a committed file (nor in dvc.lock).

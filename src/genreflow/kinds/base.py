@@ -4,10 +4,14 @@ A *kind* (cnn, segcnn, inception, musicnn, ...) is a :class:`ModelKind` subclass
 registered with :func:`genreflow.kinds.register_kind`. It declares
 
 * ``Config``: its ``train.<name>`` section of ``params.yaml`` (a :class:`KindConfig`);
+* ``FrontEnd``: what the bundle needs to turn raw audio into model inputs, a typed and
+  versioned :class:`FrontEnd` kept in ``preprocess.json`` and read back only through the kind
+  (:meth:`ModelKind.front_end`); :meth:`ModelKind.audio_windows` is that transform;
 * :meth:`ModelKind.prepare`: the network to fit, the servable model, the data
   ``fit`` reads and track-level probabilities per split (training and evaluation);
-* :meth:`ModelKind.front_end`: what the bundle needs to turn raw audio into model
-  inputs, and :meth:`ModelKind.audio_windows`: that transform (serving and predict).
+* ``keras_modules``: the modules whose import registers the Keras layers its saved models
+  use; ``cache_roots``: the modules that compute its cached values (the cache key's code,
+  :mod:`genreflow.core.cachekey`); ``embed_params``: the settings its ``embed`` step reads.
 
 Training, tuning, registration and serving go through these methods only. Modules
 here import no TensorFlow at import time (configs are parsed by every stage).
@@ -15,15 +19,17 @@ here import no TensorFlow at import time (configs are parsed by every stage).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
 from genreflow.audio.decode import join_blocks
 from genreflow.core.config import OPTIMIZERS, ConfigError
+from genreflow.core.errors import GenreflowError
 from genreflow.models.featurestore import load_features
 
 if TYPE_CHECKING:
@@ -56,6 +62,47 @@ class KindConfig:
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout}")
         check_whole("lr_plateau", self.lr_plateau)
+
+
+@dataclass(kw_only=True)
+class FrontEnd:
+    """A kind's front-end as a bundle keeps it: subclass per kind, add fields, and raise
+    ``VERSION`` when their meaning changes (a bundle of another version is refused)."""
+
+    VERSION: ClassVar[int] = 1
+    sample_rate: int
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.version != self.VERSION:
+            raise GenreflowError(
+                f"front_end version {self.version} of a {type(self).__name__}, this genreflow "
+                f"reads version {self.VERSION}; retrain the model (`genreflow train KIND`)")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict, where: str) -> Self:
+        """Read back what :meth:`to_json` wrote; a bundle written before front-ends had a
+        version holds version 1's fields (the same keys), so it is read as version 1."""
+        if not isinstance(raw, dict):
+            raise GenreflowError(f"{where}: front_end: expected a mapping, got {type(raw).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in raw
+                         and f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING)
+        if missing:
+            raise GenreflowError(f"{where}: front_end lacks {missing}; retrain the model "
+                                 "(`genreflow train KIND`)")
+        try:
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except GenreflowError as exc:
+            raise GenreflowError(f"{where}: {exc}") from None
+
+    def logged_params(self) -> dict[str, Any]:
+        """What a training run logs of its front-end (``features.*`` for log-mel kinds)."""
+        return {}
 
 
 @dataclass
@@ -101,7 +148,7 @@ class Prepared:
     track_probs: Callable[[str], np.ndarray]   # split -> (n_tracks, n_classes), current weights
     labels: dict[str, Labels]                  # split -> ids and labels of its tracks
     classes: list[str]
-    front_end: dict                            # JSON-able; see :meth:`ModelKind.front_end`
+    front_end: FrontEnd                        # what the bundle keeps (preprocess.json)
     example: np.ndarray                        # one servable input (signature, input example)
     data_source: str
     split_digest: str                          # see genreflow.models.splits.split_digest
@@ -116,7 +163,7 @@ class WindowStream:
     kind's :meth:`~ModelKind.sample_rate`), then :meth:`windows` for the model inputs.
     Kinds whose front-end can start early subclass it (see ``LogMelKind``)."""
 
-    def __init__(self, kind: ModelKind, front_end: dict):
+    def __init__(self, kind: ModelKind, front_end: FrontEnd):
         self.kind, self.front_end = kind, front_end
         self._blocks: list[np.ndarray] = []
 
@@ -128,13 +175,25 @@ class WindowStream:
 
 
 class ModelKind:
-    """One kind of model. Subclass, set ``name`` and ``Config``, decorate with ``register_kind``."""
+    """One kind of model. Subclass, set ``name``, ``Config`` and ``FrontEnd``, decorate with
+    ``register_kind``."""
 
     name: ClassVar[str]
     Config: ClassVar[type[KindConfig]] = KindConfig
+    FrontEnd: ClassVar[type[FrontEnd]] = FrontEnd
+    #: modules whose import registers the Keras layers this kind's saved models use
+    keras_modules: ClassVar[tuple[str, ...]] = ()
+    #: modules whose code computes this kind's cached values (embeddings): the cache key
+    #: covers them and every genreflow module they import
+    cache_roots: ClassVar[tuple[str, ...]] = ()
+    #: settings of ``train.<name>`` that the ``embed`` stage reads (empty: no embed step)
+    embed_params: ClassVar[tuple[str, ...]] = ()
 
     def check(self, mcfg: KindConfig) -> None:
         """Cross-field checks that need the kind (raise :class:`ConfigError`)."""
+
+    def check_project(self, mcfg: KindConfig, cfg: Config) -> None:
+        """Checks against the rest of ``params.yaml`` (e.g. a feature this kind needs)."""
 
     def prepare(self, ctx: TrainContext, mcfg: KindConfig) -> Prepared:
         raise NotImplementedError
@@ -145,28 +204,33 @@ class ModelKind:
         return None
 
     # ----------------------------------------------------------------- serving side
-    def sample_rate(self, front_end: dict) -> int:
-        """The sample rate raw audio is decoded at for this kind's front-end."""
-        return int(front_end["sample_rate"])
+    def front_end(self, raw: dict, where: str = "preprocess.json") -> FrontEnd:
+        """The typed front-end of a bundle's ``preprocess.json`` (a one-line error if stale)."""
+        return self.FrontEnd.from_json(raw, where)
 
-    def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
+    def sample_rate(self, front_end: FrontEnd) -> int:
+        """The sample rate raw audio is decoded at for this kind's front-end."""
+        return int(front_end.sample_rate)
+
+    def audio_windows(self, y: np.ndarray, front_end: FrontEnd) -> np.ndarray:
         """Model inputs ``(n_windows, ...)`` for a mono signal at :meth:`sample_rate`."""
         raise NotImplementedError
 
-    def window_stream(self, front_end: dict) -> WindowStream:
+    def window_stream(self, front_end: FrontEnd) -> WindowStream:
         """The front-end fed block by block while a file is decoded; by default the blocks
         are gathered and :meth:`audio_windows` runs on the whole signal."""
         return WindowStream(self, front_end)
 
-    def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
+    def aggregate(self, outputs: np.ndarray, front_end: FrontEnd) -> np.ndarray:
         """One track's probabilities from the servable's outputs for its windows."""
         return outputs.mean(axis=0)
 
     def load_servable(self, path: Path):
-        """Load a saved servable Keras model (custom layers registered first)."""
+        """Load a saved servable Keras model; the shared layers are registered here, the
+        kind's own (``keras_modules``) by :func:`genreflow.kinds.load_servable` first."""
         # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
 
-        import genreflow.models.layers  # noqa: F401  (registers genreflow's layers)
+        import genreflow.models.layers  # noqa: F401  (registers genreflow's shared layers)
 
         return keras.saving.load_model(path)

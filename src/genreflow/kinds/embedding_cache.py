@@ -2,13 +2,13 @@
 
 The ``embed`` stage writes them to ``artifacts/embeddings/<kind>/`` (``embeddings.npz`` +
 ``meta.json``). Each clip's embeddings are also kept in a per-clip cache keyed on the
-clip's bytes and everything the embedding depends on (``GENREFLOW_CACHE``, default
+clip's bytes and the kind's cache key, which covers the code that computes the embeddings
+and the weights (``GENREFLOW_CACHE``, default
 ``~/.cache/genreflow``), so another split or seed of the same audio costs nothing.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from genreflow.audio.decode import decode
 from genreflow.audio.refusal import AudioError
+from genreflow.core.cachekey import files_digest
 from genreflow.core.errors import GenreflowError
 from genreflow.core.parallel import parallel_map
 from genreflow.core.safe_text import printable
@@ -35,27 +36,6 @@ META_FILE = "meta.json"
 
 def cache_root() -> Path:
     return Path(os.environ.get("GENREFLOW_CACHE") or Path.home() / ".cache" / "genreflow")
-
-
-def file_md5(path: str | Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def code_digest(path: str | Path) -> str:
-    """MD5 of a Python module's syntax tree without its docstrings: a change to what the code
-    does changes it, an edit of a comment or a docstring does not (so the cache holds)."""
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-                and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.md5(ast.dump(tree).encode()).hexdigest()
 
 
 def _patches_job(job: tuple) -> tuple[np.ndarray, np.ndarray | None] | str:
@@ -71,8 +51,10 @@ def _patches_job(job: tuple) -> tuple[np.ndarray, np.ndarray | None] | str:
         return f"{path}: {type(exc).__name__}: {exc}"
 
 
-def _cache_dir(cache_key: dict, output: str) -> Path:
-    ident = json.dumps({**cache_key, "output": output}, sort_keys=True)
+def _cache_dir(cache_key: str, output: str) -> Path:
+    """The folder of one network output's per-clip embeddings under the key ``cache_key``
+    (:func:`genreflow.core.cachekey.cache_key`)."""
+    ident = json.dumps({"key": cache_key, "output": output}, sort_keys=True)
     return cache_root() / hashlib.md5(ident.encode()).hexdigest()[:16]
 
 
@@ -113,7 +95,7 @@ def _encode(net, items: list[tuple[dict[str, Path], np.ndarray]], batch: int = 8
     bar.close()
 
 
-def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_key: dict,
+def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_key: str,
                    output: str, patches_of: Callable, sample_rate: int,
                    encoder: Callable[[], object], data_source: str, workers: int,
                    augment: Augment | None = None, also: tuple[str, ...] = (),
@@ -127,7 +109,7 @@ def embed_manifest(manifest: pd.DataFrame, out_dir: Path, *, key: dict, cache_ke
     """
     root = _cache_dir(cache_key, output)
     root.mkdir(parents=True, exist_ok=True)
-    digests = [file_md5(p) for p in manifest["path"]]
+    digests = [files_digest([p]) for p in manifest["path"]]
     is_train = (manifest["split"] == "train").to_numpy()
     extra = {i: augment(d) for i, d in enumerate(digests) if is_train[i] and augment}
     extra = {i: a for i, a in extra.items() if a is not None}

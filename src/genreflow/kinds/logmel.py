@@ -7,15 +7,17 @@ real audio only (no padding to the training length).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from genreflow.audio.decode import LOUDNESS_DBFS
 from genreflow.audio.spectrum import FLOOR_DB, LogMelStream
-from genreflow.core.config import ConfigError, FeaturesConfig
+from genreflow.core.config import FeaturesConfig, flatten
 from genreflow.core.errors import GenreflowError
 from genreflow.kinds.base import (
+    FrontEnd,
     KindConfig,
     Labels,
     ModelKind,
@@ -80,20 +82,33 @@ def band_limit(fs, p: float):
     return BandLimit(hz, floor, p)
 
 
-def mp3_copies(fs, p: float):
-    """``(train clips' MP3 copies, p)`` for :class:`~genreflow.models.layers.RandomCrops`
-    (None when ``p`` is 0); refused when the features hold no copies."""
-    if not p:
-        return None
-    copies = fs.splits["train"].mp3
-    if copies is None:
-        raise ConfigError(f"mp3: {p} needs MP3 copies of the training clips; set "
-                          "features.mp3_copies: true and run `dvc repro features`")
-    return copies, p
+@dataclass(kw_only=True)
+class LogMelFrontEnd(FrontEnd):
+    """The log-mel kinds' front-end: the features' settings, the training split's band
+    statistics, the log-mel floor and the loudness the signal is normalised to."""
+
+    features: FeaturesConfig
+    stats: dict
+    floor_db: float = FLOOR_DB
+    loudness_dbfs: float = LOUDNESS_DBFS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.features, dict):  # read back from JSON
+            try:
+                self.features = FeaturesConfig(**self.features)
+            except TypeError as exc:
+                raise GenreflowError(f"front_end.features: {exc}; retrain the model "
+                                     "(`genreflow train KIND`)") from None
+
+    def logged_params(self) -> dict[str, Any]:
+        return flatten(self.features, "features.")
 
 
 class LogMelKind(ModelKind):
     """Base of the kinds fed by ``artifacts/features``; subclasses define the windows."""
+
+    FrontEnd = LogMelFrontEnd
 
     def window_frames(self, feat: FeaturesConfig) -> int:
         raise NotImplementedError
@@ -146,17 +161,17 @@ class LogMelKind(ModelKind):
             .astype(np.float32),
             data_source=fs.meta["data_source"], split_digest=fs.meta.get("split_digest", ""))
 
-    @staticmethod
-    def front_end_of(fs) -> dict:
-        return {"sample_rate": fs.cfg.sample_rate, "features": asdict(fs.cfg),
-                "stats": fs.stats, "floor_db": fs.meta.get("floor_db", FLOOR_DB),
-                "loudness_dbfs": fs.meta.get("loudness_dbfs", LOUDNESS_DBFS)}
+    def front_end_of(self, fs, **extra) -> LogMelFrontEnd:
+        """The front-end of the feature set ``fs`` (``extra``: a subclass's own fields)."""
+        return self.FrontEnd(sample_rate=fs.cfg.sample_rate, features=fs.cfg, stats=fs.stats,
+                             floor_db=fs.meta.get("floor_db", FLOOR_DB),
+                             loudness_dbfs=fs.meta.get("loudness_dbfs", LOUDNESS_DBFS), **extra)
 
     # ---------------------------------------------------------------------- serving
-    def window_stream(self, front_end: dict) -> LogMelWindows:
+    def window_stream(self, front_end: LogMelFrontEnd) -> LogMelWindows:
         return LogMelWindows(self, front_end)
 
-    def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
+    def audio_windows(self, y: np.ndarray, front_end: LogMelFrontEnd) -> np.ndarray:
         stream = self.window_stream(front_end)
         stream.feed(y)
         return stream.windows()
@@ -166,9 +181,9 @@ class LogMelWindows(WindowStream):
     """The log-mel kinds' front-end while the file is decoded: every frame's spectrum as soon
     as its samples arrive; loudness, floor, training statistics and windows at the end."""
 
-    def __init__(self, kind: LogMelKind, front_end: dict):
+    def __init__(self, kind: LogMelKind, front_end: LogMelFrontEnd):
         super().__init__(kind, front_end)
-        self.feat = FeaturesConfig(**front_end["features"])
+        self.feat = front_end.features
         self.log_mel = LogMelStream(self.feat)
 
     def feed(self, block: np.ndarray) -> None:
@@ -176,5 +191,5 @@ class LogMelWindows(WindowStream):
 
     def windows(self) -> np.ndarray:
         fe = self.front_end
-        spec = self.log_mel.normalised(fe["floor_db"], fe["loudness_dbfs"])
-        return self.kind.windows(normalise(spec, fe["stats"]), self.feat)[..., None]
+        spec = self.log_mel.normalised(fe.floor_db, fe.loudness_dbfs)
+        return self.kind.windows(normalise(spec, fe.stats), self.feat)[..., None]

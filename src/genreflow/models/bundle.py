@@ -1,5 +1,6 @@
 """The model bundle: a folder with ``model.keras`` and ``preprocess.json`` (model kind, class
-names, the kind's front-end description, data source). Training writes it; the served pyfunc
+names, the kind's front-end as its typed, versioned ``FrontEnd`` wrote it, data source; the
+front-end is read back only through the kind, ``ModelKind.front_end``). Training writes it; the served pyfunc
 model, ``register`` and ``genreflow predict`` read it.
 """
 
@@ -21,7 +22,7 @@ class Preprocess:
 
     kind: str
     classes: list[str]
-    front_end: dict
+    front_end: dict   # the kind's FrontEnd.to_json(): read it with ModelKind.front_end
     data_source: str
 
     def save(self, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Keras building blocks shared by the model kinds: optimisers, custom layers, crops.
+"""Keras building blocks shared by the model kinds: optimisers, the band router, low-pass
+augmentation, random crops. A layer only one kind uses lives in that kind's package.
 
 Importing this module registers genreflow's custom layers with Keras, so saved
 models that use them load (``keras.saving.load_model``).
@@ -33,38 +34,6 @@ def compile_model(model: keras.Model, cfg) -> keras.Model:
     model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-@keras.saving.register_keras_serializable(package="genreflow")
-class SpecAugment(layers.Layer):
-    """Random frequency and time masks (training only) on ``(batch, mels, frames, 1)``."""
-
-    def __init__(self, freq_mask: int = 16, time_mask: int = 24, **kwargs):
-        super().__init__(**kwargs)
-        self.freq_mask = freq_mask
-        self.time_mask = time_mask
-        self.seed_gen = keras.random.SeedGenerator(1234)
-
-    def _mask(self, x, axis: int, width: int):
-        ops = keras.ops
-        size = ops.shape(x)[axis]
-        batch = ops.shape(x)[0]
-        w = keras.random.randint((batch, 1), 0, width + 1, seed=self.seed_gen)
-        start = keras.random.randint((batch, 1), 0, size, seed=self.seed_gen)
-        pos = ops.arange(size)[None, :]
-        keep = ops.logical_or(pos < start, pos >= start + w)
-        keep = ops.cast(keep, x.dtype)
-        shape = [batch, 1, 1, 1]
-        shape[axis] = size
-        return x * ops.reshape(keep, shape)
-
-    def call(self, x, training=None):
-        if not training:
-            return x
-        return self._mask(self._mask(x, 1, self.freq_mask), 2, self.time_mask)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "freq_mask": self.freq_mask, "time_mask": self.time_mask}
 
 
 @keras.saving.register_keras_serializable(package="genreflow")
@@ -168,20 +137,3 @@ class RandomCrops(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self._draw()
 
-
-@keras.saving.register_keras_serializable(package="genreflow")
-class SpectrogramImage(layers.Layer):
-    """Normalised log-mel ``(batch, mels, frames, 1)`` to an RGB-like image in [-1, 1]."""
-
-    def __init__(self, image_size: int = 139, **kwargs):
-        super().__init__(**kwargs)
-        self.image_size = image_size
-
-    def call(self, x):
-        ops = keras.ops
-        x = ops.image.resize(x, (self.image_size, self.image_size))
-        x = ops.clip(x / 3.0, -1.0, 1.0)
-        return ops.repeat(x, 3, axis=-1)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "image_size": self.image_size}

@@ -13,7 +13,7 @@ import numpy as np
 from genreflow.audio.contract import audio_blocks
 from genreflow.audio.decode import decode, join_blocks, read_ahead
 from genreflow.core.config import AudioConfig
-from genreflow.kinds import get_kind
+from genreflow.kinds import get_kind, load_servable
 from genreflow.models.bundle import BUNDLE_META, BUNDLE_MODEL, Preprocess
 from genreflow.models.forward import forward
 
@@ -21,16 +21,20 @@ from genreflow.models.forward import forward
 class GenrePredictor:
     """A trained Keras model plus its kind's front-end."""
 
-    def __init__(self, model, pre: Preprocess):
+    def __init__(self, model, pre: Preprocess, where: str = BUNDLE_META):
         self.model = model
         self.pre = pre
         self.kind = get_kind(pre.kind)
+        #: the kind's typed front-end, read from the bundle by the kind itself
+        self.front_end = self.kind.front_end(pre.front_end, where)
 
     @classmethod
     def from_bundle(cls, bundle: str | Path) -> GenrePredictor:
         bundle = Path(bundle)
         pre = Preprocess.load(bundle / BUNDLE_META)
-        return cls(get_kind(pre.kind).load_servable(bundle / BUNDLE_MODEL), pre)
+        kind = get_kind(pre.kind)
+        kind.front_end(pre.front_end, str(bundle / BUNDLE_META))  # a stale bundle: one line
+        return cls(load_servable(kind, bundle / BUNDLE_MODEL), pre, str(bundle / BUNDLE_META))
 
     @property
     def classes(self) -> list[str]:
@@ -39,7 +43,7 @@ class GenrePredictor:
     @property
     def sample_rate(self) -> int:
         """The rate raw audio is decoded at for this model's front-end."""
-        return self.kind.sample_rate(self.pre.front_end)
+        return self.kind.sample_rate(self.front_end)
 
     def warm_up(self, seconds: float = 10.0) -> None:
         """Run the whole path once on quiet noise, so that the first request does not pay
@@ -66,7 +70,7 @@ class GenrePredictor:
     def probs_from_blocks(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
         """Track probabilities of a mono signal at :attr:`sample_rate` given in blocks: the
         kind's front-end works on each block as it comes, the model runs on the windows."""
-        fe = self.pre.front_end
+        fe = self.front_end
         stream = self.kind.window_stream(fe)
         for block in blocks:
             stream.feed(block)

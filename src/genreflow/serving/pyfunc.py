@@ -41,6 +41,7 @@ from genreflow.audio.contract import (  # noqa: E402
 from genreflow.audio.refusal import AudioError  # noqa: E402
 from genreflow.core.config import AudioConfig  # noqa: E402
 from genreflow.core.quiet import import_tensorflow  # noqa: E402
+from genreflow.kinds import get_kind  # noqa: E402
 from genreflow.models.bundle import BUNDLE_META  # noqa: E402
 from genreflow.serving.predictor import GenrePredictor  # noqa: E402
 from genreflow.tracking.requirements import pip_requirements  # noqa: E402
@@ -291,7 +292,8 @@ def log_audio_model(bundle_dir: Path, name: str = "audio_model",
     audio = audio or AudioConfig()
     bundle_dir = Path(bundle_dir)
     meta = json.loads((bundle_dir / BUNDLE_META).read_text())
-    sample_rate = int(meta["front_end"]["sample_rate"])
+    front_end = get_kind(meta["kind"]).front_end(meta["front_end"], str(bundle_dir / BUNDLE_META))
+    sample_rate = front_end.sample_rate
     example = _example_input(min(audio.min_seconds + 1.0, audio.max_seconds), sample_rate)
     return mlflow.pyfunc.log_model(
         name=name,

@@ -159,7 +159,7 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
     prep, dataset = _prepare(cfg, kind, mcfg, features_dir, log)
     fit = _fit(prep, mcfg, cfg.train, epochs, callbacks)
     metrics, evals = _evaluate(prep, fit, evaluate_test)
-    pre = Preprocess(kind=kind.name, classes=prep.classes, front_end=prep.front_end,
+    pre = Preprocess(kind=kind.name, classes=prep.classes, front_end=prep.front_end.to_json(),
                      data_source=prep.data_source)
     info = _write_outputs(prep, pre, fit.history, evals, metrics, run_id, bundle_dir, report_dir,
                           fit.best_epoch)
@@ -191,7 +191,7 @@ def _prepare(cfg: Config, kind, mcfg, features_dir: Path, log: Callable[[str], N
                        batch_size=cfg.train.batch_size, log=log)
     prep: Prepared = kind.prepare(ctx, mcfg)
     mlflow.set_tags({"data_source": prep.data_source, "split_digest": prep.split_digest})
-    mlflow.log_params({**flatten(prep.front_end.get("features", {}), "features."),
+    mlflow.log_params({**prep.front_end.logged_params(),
                        "classes": ",".join(prep.classes), "n_classes": len(prep.classes),
                        **{f"n_{s}_tracks": n for s, n in prep.counts.items()},
                        "n_params": int(prep.servable.count_params()),

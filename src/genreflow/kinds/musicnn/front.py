@@ -1,6 +1,6 @@
 """Kind ``musicnn``'s front-end: raw audio to the network's input patches, and the
 band-limited copies the ``embed`` stage adds. The embedding cache keys on this module's
-code, so only a change here (or in ``audio.decode`` / ``net``) embeds every clip again.
+code and on every genreflow module it imports (``encoder.CACHE_ROOTS``).
 """
 
 from __future__ import annotations

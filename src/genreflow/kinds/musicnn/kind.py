@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from genreflow.audio.decode import LOUDNESS_DBFS
-from genreflow.audio.decode import decode as audio_decode
+from genreflow.core.cachekey import cache_key, files_digest
 from genreflow.core.config import ConfigError
 from genreflow.kinds import register_kind, settings
 from genreflow.kinds.base import (
+    FrontEnd,
     KindConfig,
     Labels,
     ModelKind,
@@ -28,13 +29,13 @@ from genreflow.kinds.base import (
     TrainContext,
     check_share,
 )
-from genreflow.kinds.embedding_cache import code_digest, embed_manifest, file_md5, load_embeddings
+from genreflow.kinds.embedding_cache import embed_manifest, load_embeddings
+from genreflow.kinds.musicnn.encoder import CACHE_ROOTS, base_model, frozen
 from genreflow.kinds.musicnn.front import band_limit_copies, clip_patches
 from genreflow.kinds.musicnn.net import (
     BLOCKS,
     SAMPLE_RATE,
     VARIANTS,
-    build_musicnn,
     set_trainable_from,
     weights_dir,
 )
@@ -81,33 +82,32 @@ class MusicnnConfig(KindConfig):
         return self.narrow_band and self.trainable_from is None
 
 
-def frozen(variant: str):
-    """The pretrained network, frozen, with every embedding as an output (a dict), and
-    ``narrow_band``: 1 for a patch with nothing above 6 kHz (``band``)."""
-    # deferred: Keras import (see docs/benchmarks.md, Import cost)
-    import keras
+@dataclass(kw_only=True)
+class MusicnnFrontEnd(FrontEnd):
+    """musicnn's own front-end (16 kHz, 3 s patches: ``front``) before the frozen base of
+    ``variant``; ``aggregate``: how a track's patch outputs are combined."""
 
-    from genreflow.kinds.musicnn.band import NarrowBand, first_high_band
+    AGGREGATES: ClassVar[tuple[str, ...]] = ("mean_logits", "mean_probs")
+    variant: str
+    layer: str
+    aggregate: str = "mean_probs"
+    narrow_band: bool = False
 
-    net = build_musicnn(variant)
-    set_trainable_from(net, None)
-    flag = NarrowBand(first_high_band(), name="narrow_band")(net.input)
-    return keras.Model(net.input, {**net.output, "narrow_band": flag}, name=net.name)
-
-
-def base_model(variant: str, layer: str):
-    """The frozen pretrained network with one output: ``layer``'s embedding per patch."""
-    # deferred: Keras import (see docs/benchmarks.md, Import cost)
-    import keras
-
-    net = frozen(variant)
-    return keras.Model(net.input, net.output[layer], name=f"{variant.lower()}_{layer}")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.aggregate not in self.AGGREGATES:
+            raise ConfigError(f"front_end.aggregate: expected one of {self.AGGREGATES}, "
+                              f"got {self.aggregate!r}")
 
 
 @register_kind
 class Musicnn(ModelKind):
     name = "musicnn"
     Config = MusicnnConfig
+    FrontEnd = MusicnnFrontEnd
+    keras_modules = ("genreflow.kinds.musicnn.band",)
+    cache_roots = CACHE_ROOTS
+    embed_params = ("variant", "layer", "band_limit", "narrow_band", "trainable_from")
 
     def embed(self, cfg, manifest: pd.DataFrame, out_dir: Path, data_source: str,
               log=print) -> dict:
@@ -115,28 +115,31 @@ class Musicnn(ModelKind):
         mcfg: MusicnnConfig = settings(cfg.train, self.name)
 
         key = self._key(mcfg)
-        index = next(weights_dir(mcfg.variant).glob("*.index"))
         # deferred: Keras import (see docs/benchmarks.md, Import cost)
-        from genreflow.kinds.musicnn import band, front, net
+        from genreflow.kinds.musicnn import band
 
-        # the front-end's code: resampling and loudness in audio.decode, the network, the
-        # patches and copies, the band flag (not this module: a change to the top must not
-        # re-embed); comments and docstrings are not part of it
-        code = [code_digest(m.__file__) for m in (audio_decode, net, front, band)]
-        cache_key = {"variant": mcfg.variant, "weights": file_md5(index), "code": code,
-                     "loudness_dbfs": LOUDNESS_DBFS,
-                     "front_end": "float32 log10(10000 mel + 1), 187-frame patches, hop 187"}
+        clip_key = self.cache_key(mcfg)
         common = dict(key=key, output=mcfg.layer, sample_rate=self._rate(),
                       encoder=lambda: frozen(mcfg.variant), data_source=data_source,
                       workers=cfg.features.workers, log=log)
-        meta = embed_manifest(manifest, out_dir, cache_key=cache_key, patches_of=clip_patches,
+        meta = embed_manifest(manifest, out_dir, cache_key=clip_key, patches_of=clip_patches,
                               augment=band_limit_copies(mcfg.band_limit),
                               also=("narrow_band",), **common)
         if mcfg.routed:  # a fine-tuned base is not routed: no view
             log(f"embeddings: the narrow-band view (through {band.NARROW_RATE} Hz)")
             embed_manifest(manifest, out_dir / NARROW_VIEW, patches_of=band.narrow_patches,
-                           cache_key={**cache_key, "view": band.NARROW_RATE}, **common)
+                           cache_key=self.cache_key(mcfg, view=band.NARROW_RATE), **common)
         return meta
+
+    def cache_key(self, mcfg: MusicnnConfig, view: int | None = None,
+                  src: str | Path | None = None) -> str:
+        """The per-clip embedding cache's key: the code of :data:`CACHE_ROOTS` and what it
+        imports (in the source tree ``src``, default the running one), the variant's weights
+        and, for the narrow-band view, its rate. Not the top's settings nor this module: a
+        change to the top never embeds the clips again."""
+        index = next(weights_dir(mcfg.variant).glob("*.index"))
+        inputs = {"variant": mcfg.variant, "weights": files_digest([index]), "view": view}
+        return cache_key(self.cache_roots, inputs, src)
 
     @staticmethod
     def _key(cfg: MusicnnConfig) -> dict:
@@ -198,22 +201,16 @@ class Musicnn(ModelKind):
             train={"x": x_tr, "y": y_tr, "batch_size": ctx.batch_size * (2 if routed else 1),
                    "shuffle": True},
             val=data["val"], track_probs=track_probs, labels=labels, classes=emb.classes,
-            front_end={"sample_rate": self._rate(), "variant": cfg.variant, "layer": cfg.layer,
-                       "aggregate": "mean_logits" if linear else "mean_probs",
-                       "narrow_band": routed},
+            front_end=MusicnnFrontEnd(sample_rate=self._rate(), variant=cfg.variant,
+                                      layer=cfg.layer, narrow_band=routed,
+                                      aggregate="mean_logits" if linear else "mean_probs"),
             example=np.zeros((1, *base.input_shape[1:]), np.float32),
             data_source=emb.data_source, split_digest=emb.split_digest)
 
-    def audio_windows(self, y: np.ndarray, front_end: dict) -> np.ndarray:
+    def audio_windows(self, y: np.ndarray, front_end: MusicnnFrontEnd) -> np.ndarray:
         return clip_patches(y)
 
-    def load_servable(self, path: Path):
-        # deferred: Keras import (see docs/benchmarks.md, Import cost)
-        import genreflow.kinds.musicnn.band  # noqa: F401  (registers its layers)
-
-        return super().load_servable(path)
-
-    def aggregate(self, outputs: np.ndarray, front_end: dict) -> np.ndarray:
-        if front_end.get("aggregate") == "mean_logits":
+    def aggregate(self, outputs: np.ndarray, front_end: MusicnnFrontEnd) -> np.ndarray:
+        if front_end.aggregate == "mean_logits":
             return softmax(outputs.mean(axis=0))
         return outputs.mean(axis=0)

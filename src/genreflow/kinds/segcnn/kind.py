@@ -9,7 +9,7 @@ import numpy as np
 from genreflow.core.config import ConfigError, FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
-from genreflow.kinds.logmel import LogMelKind, band_limit, mp3_copies, segment_windows
+from genreflow.kinds.logmel import LogMelKind, band_limit, segment_windows
 
 
 @dataclass
@@ -38,7 +38,7 @@ def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig
     import keras
     from keras import layers
 
-    from genreflow.models.layers import SpecAugment
+    from genreflow.kinds.segcnn.layers import SpecAugment
 
     inp = keras.Input(shape=(*input_shape, 1), name="log_mel")
     x = SpecAugment(name="spec_augment")(inp) if cfg.spec_augment else inp
@@ -54,12 +54,31 @@ def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig
     return keras.Model(inp, out, name="segcnn")
 
 
+def mp3_copies(fs, p: float):
+    """``(train clips' MP3 copies, p)`` for :class:`~genreflow.models.layers.RandomCrops`
+    (None when ``p`` is 0); refused when the features hold no copies."""
+    if not p:
+        return None
+    copies = fs.splits["train"].mp3
+    if copies is None:
+        raise ConfigError(f"mp3: {p} needs MP3 copies of the training clips; set "
+                          "features.mp3_copies: true and run `dvc repro features`")
+    return copies, p
+
+
 @register_kind
 class SegCnn(LogMelKind):
     """Overlapping ``features.segment_seconds`` windows; random crops for training."""
 
     name = "segcnn"
     Config = SegCnnConfig
+    keras_modules = ("genreflow.kinds.segcnn.layers",)
+
+    def check_project(self, mcfg: SegCnnConfig, cfg) -> None:
+        """``mp3`` crops come from the features' MP3 copies (``features.mp3_copies``)."""
+        if mcfg.mp3 and not cfg.features.mp3_copies:
+            raise ConfigError(f"train.segcnn.mp3: {mcfg.mp3} needs MP3 copies of the training "
+                              "clips; set features.mp3_copies: true")
 
     def window_frames(self, feat: FeaturesConfig) -> int:
         return feat.segment_frames

@@ -1,0 +1,1 @@
+"""Kind ``segcnn`` (``kind``) and its Keras layer (``layers``: SpecAugment)."""
