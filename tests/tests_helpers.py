@@ -161,6 +161,41 @@ def wait_for_http(url: str, proc, deadline: float, log: Path | None = None) -> N
 
 
 @contextlib.contextmanager
+def running_server(cmd: list[str], port: int, log: Path, *, cwd: Path | None = None,
+                   env: dict | None = None, health: str = "/ping", wait: float = 180):
+    """``cmd`` (a server listening on 127.0.0.1:``port``) started in its own session with its
+    output in ``log``; yields its base URL once ``health`` answers 200, and stops it (SIGTERM,
+    then SIGKILL) however the block ends."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{base}{health}", proc, time.monotonic() + wait, log)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def audio_request(*paths: Path) -> dict:
+    """The scoring server's JSON body for audio files, one base64 row each."""
+    import base64
+
+    return {"dataframe_split": {"columns": ["audio"], "data": [
+        [base64.b64encode(Path(p).read_bytes()).decode("ascii")] for p in paths]}}
+
+
+@contextlib.contextmanager
 def mlflow_server(backend_uri: str, *extra: str, log: Path):
     """A real ``mlflow server`` on loopback over ``backend_uri``; yields its base URL."""
     import os

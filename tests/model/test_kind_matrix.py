@@ -12,15 +12,12 @@ imported something in the same interpreter (a kind's Keras layers) fails here.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +27,14 @@ import yaml
 from conftest import TINY_GENRES
 from genreflow.core.config import RegisterConfig
 from genreflow.kinds import kind_names
-from tests_helpers import SMALL_KINDS, TINY_PIPELINE, free_port, merge_params, wait_for_http
+from tests_helpers import (
+    SMALL_KINDS,
+    TINY_PIPELINE,
+    audio_request,
+    free_port,
+    merge_params,
+    running_server,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -93,26 +97,11 @@ def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
 
 def _serve_one(project: Path, model_uri: str, clip: Path) -> dict:
     port = free_port()
-    log = project / "serve.log"
-    server = subprocess.Popen(
-        [str(BIN / "genreflow"), "serve", model_uri, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=project, env=_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/ping", server, time.monotonic() + 180, log)
-        body = {"dataframe_split": {"columns": ["audio"], "data": [
-            [base64.b64encode(clip.read_bytes()).decode("ascii")]]}}
-        r = requests.post(f"{base}/invocations", json=body, timeout=60)
-        assert r.status_code == 200, r.text[:500]
-        return r.json()["predictions"][0]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+    cmd = [str(BIN / "genreflow"), "serve", model_uri, "--host", "127.0.0.1", "--port", str(port)]
+    with running_server(cmd, port, project / "serve.log", cwd=project, env=_env()) as base:
+        r = requests.post(f"{base}/invocations", json=audio_request(clip), timeout=60)
+    assert r.status_code == 200, r.text[:500]
+    return r.json()["predictions"][0]
 
 
 @pytest.mark.integration

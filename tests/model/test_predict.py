@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import soundfile as sf
+import yaml
 
 from conftest import TINY_GENRES, write_tone
+from genreflow.core.config import RegisterConfig
 from genreflow.core.errors import GenreflowError
+from genreflow.serving.predict import predict_files
+from genreflow.stages.register import register_best
+from genreflow.stages.train import train_model
+from tests_helpers import audio_request, free_port, running_server
 
 
 def _try_mp3(path: Path, seconds: float = 3.0, sr: int = 22050) -> Path | None:
@@ -111,23 +122,6 @@ def test_predict_and_serve_find_the_champion_of_the_model_params_names(tiny_proj
     """register.model_name is the one name: renamed in params.yaml, the model is registered
     under it, and `genreflow predict` and `genreflow serve` without a model find its champion;
     params that do not rename it look for the built-in name, and say so."""
-    import base64
-    import json
-    import signal
-    import subprocess
-    import sys
-    import time
-    from dataclasses import replace
-
-    import requests
-    import yaml
-
-    from genreflow.core.config import RegisterConfig
-    from genreflow.serving.predict import predict_files
-    from genreflow.stages.register import register_best
-    from genreflow.stages.train import train_model
-    from tests_helpers import free_port, wait_for_http
-
     cfg, feat_dir = tiny_project
     train_model(cfg, "segcnn", feat_dir, log=lambda m: None)
     cfg.register = replace(cfg.register, model_name="my-genres")
@@ -153,23 +147,10 @@ def test_predict_and_serve_find_the_champion_of_the_model_params_names(tiny_proj
     assert unnamed.returncode == 1
     assert f"cannot load model {RegisterConfig().champion_uri!r}" in unnamed.stderr
 
-    port, log = free_port(), tmp_path / "serve.log"
-    server = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                              stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/ping", server, time.monotonic() + 180, log)
-        body = {"dataframe_split": {"columns": ["audio"], "data": [
-            [base64.b64encode(song.read_bytes()).decode("ascii")]]}}
-        r = requests.post(f"{base}/invocations", json=body, timeout=60)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+    port = free_port()
+    with running_server([*cli, "serve", "--port", str(port)], port, tmp_path / "serve.log",
+                        cwd=tmp_path, env=env) as base:
+        r = requests.post(f"{base}/invocations", json=audio_request(song), timeout=60)
     assert r.status_code == 200, r.text[:500]
     served = r.json()["predictions"][0]
     assert served["genre"] == row["genre"]
