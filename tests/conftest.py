@@ -131,8 +131,8 @@ def tiny_model(tiny_data, tmp_path_factory):
     import mlflow
 
     from genreflow.serving.pyfunc import log_audio_model
-    from genreflow.tracking.store import setup_mlflow
     from genreflow.stages.train import train_model
+    from genreflow.tracking.store import setup_mlflow
 
     root = tmp_path_factory.mktemp("serve")
     with pytest.MonkeyPatch.context() as mp:

@@ -12,10 +12,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from genreflow.audio.contract import (
+    ALL_REASONS,
+    check_path,
+    from_model_config,
+    header_seconds,
+    load_audio,
+    to_model_config,
+)
 from genreflow.audio.decode import decode
 from genreflow.audio.refusal import AudioError
 from genreflow.core.config import AudioConfig, ConfigError, config_from_dict
-from genreflow.audio.contract import ALL_REASONS, check_path, from_model_config, header_seconds, load_audio, to_model_config
 from tests_helpers import awkward_files, with_wav_rate
 
 CONTRACT = AudioConfig(min_seconds=1.0, max_seconds=8.0)

@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 from genreflow.audio.decode import SOURCE_FILE
 from genreflow.cli import app
 from genreflow.core.config import IntakeConfig
+from genreflow.core.errors import DataError
 from genreflow.data import prepare_default
 from genreflow.data.limits import Budget, check_free
-from genreflow.core.errors import DataError
 from tests_helpers import Logs
 
 runner = CliRunner()

@@ -15,7 +15,25 @@ from mlflow import MlflowClient
 
 from genreflow.core.errors import GenreflowError
 from genreflow.serving.predictor import GenrePredictor
-from genreflow.stages.register import Candidate, Champion, Decision, Score, SplitRows, Verdict, current_champion, decide, decide_alias, publish, ranked_runs, read_split, register_best, score_candidate, score_on_audio, select, write_register_json
+from genreflow.stages.register import (
+    Candidate,
+    Champion,
+    Decision,
+    Score,
+    SplitRows,
+    Verdict,
+    current_champion,
+    decide,
+    decide_alias,
+    publish,
+    ranked_runs,
+    read_split,
+    register_best,
+    score_candidate,
+    score_on_audio,
+    select,
+    write_register_json,
+)
 from genreflow.stages.train import train_model
 from tests_helpers import all_settings, with_kind  # noqa: E402
 

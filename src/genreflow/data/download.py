@@ -11,10 +11,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from genreflow.core.config import IntakeConfig
-from genreflow.data.limits import check_free, human
-from genreflow.data.staging import Log, token
 from genreflow.core.errors import DataError
 from genreflow.core.safe_text import printable, redact
+from genreflow.data.limits import check_free, human
+from genreflow.data.staging import Log, token
 
 CONNECT_TIMEOUT = 10  # seconds to connect
 READ_TIMEOUT = 60  # seconds without a byte; the deadline is checked after every read

@@ -14,9 +14,9 @@ from genreflow.audio.refusal import AudioError
 from genreflow.audio.spectrum import clip_log_mel
 from genreflow.core.config import FeaturesConfig
 from genreflow.core.parallel import parallel_map
+from genreflow.core.safe_text import printable
 from genreflow.models.featurestore import SplitFeatures
 from genreflow.models.splits import SPLITS
-from genreflow.core.safe_text import printable
 
 
 def _one(args: tuple[str, FeaturesConfig, float | None]):
