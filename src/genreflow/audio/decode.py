@@ -248,8 +248,8 @@ def read_ahead(items: Iterable[T], depth: int = 8) -> Iterator[T]:
 
 def _mono(block: np.ndarray) -> np.ndarray:
     """The mean of the channels of ``(frames, channels)``, bit for bit ``block.mean(axis=1)``
-    (the same sums in the same order) at a twentieth of its time for stereo: numpy's reduction
-    over a short, strided axis cost 26 ms per 30 s of 44.1 kHz stereo. Mono blocks pass as they are."""
+    (the same sums in the same order) in a fraction of its time: numpy's reduction over a short,
+    strided axis is slow (see docs/benchmarks.md, Mono mix and RMS). Mono blocks pass as they are."""
     channels = block.shape[1]
     if channels == 1:
         return block[:, 0]
@@ -279,10 +279,10 @@ def fit_length(y: np.ndarray, n: int) -> np.ndarray:
 def rms(y: np.ndarray) -> float:
     """Root mean square of a signal (0.0 for an empty one).
 
-    ``np.einsum`` sums the products without a temporary array (a float64 copy of a 30 s clip
-    cost 2 ms of page faults per request; relative difference to float64 ~1e-7). Not ``np.dot``:
-    that wakes BLAS threads, which keep spinning on the cores TensorFlow needs next (the model's
-    forward pass after it took 24 instead of 13 ms)."""
+    ``np.einsum`` sums the products without a temporary array (a float64 copy of the clip costs
+    page faults on every request; relative difference to float64 ~1e-7). Not ``np.dot``: that
+    wakes BLAS threads, which keep spinning on the cores TensorFlow needs next and slow the
+    model's forward pass after it (see docs/benchmarks.md, Mono mix and RMS)."""
     if not y.size:
         return 0.0
     flat = y.ravel()

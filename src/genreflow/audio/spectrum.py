@@ -23,10 +23,11 @@ from genreflow.core.config import FeaturesConfig
 FLOOR_DB = -70.0  # log-mel floor of the log-mel kinds (after loudness normalisation)
 AMIN_DB = -100.0  # power_to_db's amin of 1e-10: the bottom of an unfloored log-mel
 STFT_BLOCK = 64  # frames per FFT call: 0.5 MB of scratch that stays in cache, any clip length
-# pocketfft threads per call. One: on a 2-core Xeon (AVX-512) two threads made the STFT of a
-# 30 s clip slower (13.6 against 9.0 ms, thread hand-offs on 20 small calls); the served
+# pocketfft threads per call. One: more threads made the STFT of a clip slower (its FFT calls
+# are small, and the hand-offs between threads cost more than they share out); the served
 # request already overlaps decoding with the spectrogram, and under load the server's
-# workers and the features stage's processes keep every core busy.
+# workers and the features stage's processes keep every core busy (see docs/benchmarks.md,
+# Front-end threads).
 FFT_THREADS = 1
 
 
@@ -75,8 +76,8 @@ def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def mel_basis(sample_rate: int, n_fft: int, n_mels: int):
     """The (Slaney) mel filter bank as a sparse matrix: each FFT bin feeds at most two filters,
-    so ~2,000 of its 131,000 entries are non-zero (20x faster than a dense product; the
-    result differs by float32 rounding, < 1e-5 dB)."""
+    so ~2,000 of its 131,000 entries are non-zero: a sparse product skips the zeros (see
+    docs/benchmarks.md, Mel filter bank; the result differs by float32 rounding, < 1e-5 dB)."""
     # deferred: librosa import (see docs/benchmarks.md, Import cost)
     import librosa
     import scipy.sparse

@@ -2,9 +2,9 @@
 
 - ``TF_CPP_MIN_LOG_LEVEL=2``: no C++ start-up chatter in the stage logs.
 - ``TF_ENABLE_ONEDNN_OPTS=1``: oneDNN kernels on every x86 CPU. TensorFlow turns them on
-  by itself only on CPUs with AVX-512 VNNI or newer; on an AVX2 machine (AMD EPYC here) they
-  halved both training (segcnn epoch 33 -> 15 s) and the served forward pass (34 -> 18 ms).
-  Results differ from the Eigen kernels by float rounding.
+  by itself only on its newest CPU generations; on older x86 CPUs they make both training
+  and the served forward pass much faster (see docs/benchmarks.md, oneDNN kernels). Results
+  differ from the Eigen kernels by float rounding.
 
 Values already in the environment win (``TF_ENABLE_ONEDNN_OPTS=0`` turns oneDNN off).
 """

@@ -55,7 +55,8 @@ def check_sha(actual: str, expected: str | None, label: str) -> None:
 def download(url: str, directory: Path, sha256: str | None, log: Log,
              limits: IntakeConfig | None = None) -> Path:
     """Download ``url`` into a hidden file in ``directory``; deleted again on any failure."""
-    import requests  # deferred: only downloads need it (~0.1 s of imports)
+    # deferred: requests import, only downloads need it (see docs/benchmarks.md, Import cost)
+    import requests
     import urllib3
 
     limits = limits or IntakeConfig()

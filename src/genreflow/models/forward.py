@@ -10,12 +10,13 @@ import numpy as np
 def forward(model, x: np.ndarray | list[np.ndarray], batch: int = 64, *,
             frozen: bool = False) -> np.ndarray:
     """Softmax outputs of ``model`` for ``x`` in batches, through a compiled graph (one
-    trace per model and input shape; half the time of an eager call on a 30 s clip).
+    trace per model and input shape; faster than eager calls, see docs/benchmarks.md,
+    Forward pass).
 
     ``frozen`` is for a model whose weights no longer change (a loaded bundle): its weights
     become graph constants, so TensorFlow's graph optimiser folds each batch normalisation
-    into the convolution before it (segcnn on a 30 s clip: 18 -> 13 ms; outputs equal to
-    float32 rounding). Training code must not freeze: the next epoch would not be seen.
+    into the convolution before it, which saves work on every call (outputs equal to float32
+    rounding). Training code must not freeze: the next epoch would not be seen.
     """
     if isinstance(x, list):  # a model with several inputs: eager calls on aligned batches
         return np.concatenate([np.asarray(model([a[i:i + batch] for a in x], training=False))
@@ -49,7 +50,7 @@ def _compiled(model, frozen: bool):
 
             constant = convert_variables_to_constants_v2(graph.get_concrete_function())
             # called through a tf.function of its own: calling the frozen function directly
-            # binds its arguments by a failing path first (3 ms of error text per call)
+            # binds its arguments by a failing path first, building error text on every call
             graph = tf.function(lambda x: constant(x)[0], input_signature=[spec])
         calls[frozen] = graph
     return calls[frozen]

@@ -505,8 +505,8 @@ def keep_request_memory() -> bool:
     """Let glibc keep the few MB a request allocates (decoded audio, spectrogram, oneDNN's
     scratch space) for the next request, instead of unmapping or trimming them after each one
     and page-faulting them in again. MLflow runs each request in a worker thread (its own
-    malloc arena); with glibc's defaults a lone 30 s request was served in 73 ms at the
-    median, with these thresholds in 60-66 ms (three runs of four, 2-core AVX2 machine).
+    malloc arena); with these thresholds a lone request is served faster than with glibc's
+    defaults (see docs/benchmarks.md, Allocator thresholds).
 
     Sets ``M_MMAP_THRESHOLD`` to 32 MB and ``M_TRIM_THRESHOLD`` to 64 MB with ``mallopt``;
     False (nothing changed) off glibc or with ``GENREFLOW_SERVE_MALLOC=default``."""

@@ -47,7 +47,8 @@ class GenrePredictor:
 
     def warm_up(self, seconds: float = 10.0) -> None:
         """Run the whole path once on quiet noise, so that the first request does not pay
-        for building the frozen graph, the filter banks and the imports (segcnn: 0.6 s -> 0.1 s)."""
+        for building the frozen graph, the filter banks and the imports (see docs/benchmarks.md,
+        Warm-up)."""
         self.probs_from_audio(self._quiet_noise(seconds))
 
     def latency_ms(self, seconds: float = 30.0, repeat: int = 5) -> float:
@@ -88,8 +89,9 @@ class GenrePredictor:
         path of the served model, ``genreflow predict`` and ``register``'s scoring.
 
         ``overlap``: decode in a background thread while the front-end works on the blocks
-        already out (a 30 s Ogg clip: decode 13 ms, then spectrogram and model 28 ms, become
-        about 30 ms in all), for when a core is free; otherwise decode, then run the front-end
+        already out (the two overlap, so the whole takes little more than the longer of them;
+        see docs/benchmarks.md, Decoding beside the front-end), for when a core is free;
+        otherwise decode, then run the front-end
         once over the whole signal. ``limit`` wraps the decoded blocks (the server's
         per-request budget). Refusals raise :class:`~genreflow.audio.refusal.AudioError`."""
         blocks = audio_blocks(source, audio, self.sample_rate, where)

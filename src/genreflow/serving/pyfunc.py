@@ -108,11 +108,11 @@ def _a_core_is_idle() -> bool:
 class _InFlight:
     """Counts the requests a scoring worker is answering; entering tells whether this one is
     alone. A lone request decodes in a background thread while its front-end works on the
-    blocks already out (a second core is idle: p50 61 -> 51 ms for a 30 s Ogg clip on a
-    2-core Xeon, 48 -> 42 ms on a 2-core EPYC). Under concurrent requests the cores are busy
-    anyway: a second thread only cost (4 clients, 1 worker: p50 155 -> 177 ms), and so did
-    streaming the front-end in the request's thread (125-130 -> 135 ms); the whole signal in
-    one pass kept the old 126 ms."""
+    blocks already out (a second core is idle, so the request is served sooner). Under
+    concurrent requests the cores are busy anyway: a second thread only cost time, and so did
+    streaming the front-end in the request's thread (many small numpy calls contend for the
+    GIL); the whole signal in one pass kept the old latency (see docs/benchmarks.md, Decoding
+    beside the front-end)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

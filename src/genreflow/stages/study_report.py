@@ -68,8 +68,11 @@ def plot_importances(study: optuna.Study, metric: str) -> Figure:
     # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     import optuna
 
+    # too few trials, or every trial scored the same: Optuna says the importances are equal,
+    # which the chart shows
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", message=".*Parameter importances will be equal",
+                                category=UserWarning)
         imp = optuna.importance.get_param_importances(study)
     if not imp:
         raise ValueError("no parameter varies across the complete trials")

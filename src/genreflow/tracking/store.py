@@ -190,7 +190,8 @@ def log_keras_model(model, input_example, name: str = "model", step: int = 0):
                                    FLAVOR_NAME="keras")
     signature = infer_signature(input_example, np.asarray(model(input_example, training=False)))
     # Explicit requirements: MLflow would otherwise load the model in a fresh
-    # interpreter to infer them, about 10 s per logged model.
+    # interpreter to infer them, for every logged model (see docs/benchmarks.md,
+    # Logged requirements).
     return Model.log(artifact_path=None, name=name, flavor=flavor, model=model,
                      signature=signature, input_example=input_example,
                      pip_requirements=pip_requirements(), step=step)
