@@ -4,7 +4,7 @@
 #   2. `GTZAN_DIR=... make repro` with the fault-filtered split of four complete genres,
 #   3. `GTZAN_DIR=... make repro` with params.yaml's default split.
 # Each must exit 0 with `@champion` the run `reports/register.json` names; the summary gives the
-# champion's kind and its test accuracy per flow. A benchmark (about 1.5 h on 2 cores), never a test.
+# champion's kind and its test accuracy per flow. A benchmark (over an hour on 2 cores), never a test.
 #
 #   bash scripts/release_check.sh /path/to/gtzan [WORKDIR] [COMMIT]
 set -uo pipefail
