@@ -161,11 +161,11 @@ def wait_for_http(url: str, proc, deadline: float, log: Path | None = None) -> N
 
 
 @contextlib.contextmanager
-def running_server(cmd: list[str], port: int, log: Path, *, cwd: Path | None = None,
+def started_server(cmd: list[str], port: int, log: Path, *, cwd: Path | None = None,
                    env: dict | None = None, health: str = "/ping", wait: float = 180):
     """``cmd`` (a server listening on 127.0.0.1:``port``) started in its own session with its
-    output in ``log``; yields its base URL once ``health`` answers 200, and stops it (SIGTERM,
-    then SIGKILL) however the block ends."""
+    output in ``log``; yields ``(base URL, process)`` once ``health`` answers 200, and stops
+    it (SIGTERM, then SIGKILL) however the block ends."""
     import os
     import signal
     import subprocess
@@ -176,7 +176,7 @@ def running_server(cmd: list[str], port: int, log: Path, *, cwd: Path | None = N
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{base}{health}", proc, time.monotonic() + wait, log)
-        yield base
+        yield base, proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -185,6 +185,13 @@ def running_server(cmd: list[str], port: int, log: Path, *, cwd: Path | None = N
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(cmd: list[str], port: int, log: Path, **kwargs):
+    """:func:`started_server`, yielding only the base URL."""
+    with started_server(cmd, port, log, **kwargs) as (base, _):
+        yield base
 
 
 def audio_request(*paths: Path) -> dict:

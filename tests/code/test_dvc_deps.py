@@ -244,8 +244,9 @@ def _stub(path: Path) -> None:
 @pytest.mark.integration
 def test_editing_imported_code_makes_dvc_status_report_the_stage(tmp_path: Path):
     """In a copy of the pipeline with stub data and outputs (nothing runs), committing the
-    lock makes `dvc status` clean; then editing each source file a stage runs changes
-    exactly the stages that run it."""
+    lock makes `dvc status` clean; then editing a source file changes exactly the stages that
+    run it, for one file of every distinct set of stages (the static tests above check that
+    every file is listed)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
@@ -266,7 +267,13 @@ def test_editing_imported_code_makes_dvc_status_report_the_stage(tmp_path: Path)
         for path in required(stage):
             users.setdefault(path, set()).add(name)
     assert "src/genreflow/cli.py" in users and "src/genreflow/core/errors.py" in users
+    # one file per distinct set of stages that run it (each `dvc status` re-hashes every
+    # dependency), plus the two every stage runs: each set is a different answer DVC must give
+    picked: dict[frozenset, str] = {}
     for path, who in sorted(users.items()):
+        picked.setdefault(frozenset(who), path)
+    probes = {*picked.values(), "src/genreflow/cli.py", "src/genreflow/core/errors.py"}
+    for path, who in sorted((p, users[p]) for p in probes):
         target = repo / path
         before = target.read_bytes()
         target.write_bytes(before + b"\n# edited\n")

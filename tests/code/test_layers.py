@@ -14,11 +14,12 @@ the plug-in's own import of the registry is.
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
 import pytest
+
+from genreflow.core.codegraph import CodeGraph
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(os.environ.get("GENREFLOW_LAYERS_SRC", ROOT / "src"))
@@ -39,53 +40,18 @@ RANKS: dict[str, int] = {
 }
 
 
-def modules(src: Path) -> dict[str, Path]:
-    """Every module under ``src/genreflow`` by dotted name (a package by its ``__init__``)."""
-    out = {}
-    for path in sorted((src / "genreflow").rglob("*.py")):
-        parts = list(path.relative_to(src).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        out[".".join(parts)] = path
-    return out
-
-
 def package_of(module: str) -> str:
     """``genreflow.audio.decode`` -> ``audio``; ``genreflow.cli`` -> ``cli``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 
 
-def imports(module: str, path: Path, known: dict[str, Path]) -> list[tuple[str, int]]:
-    """``(imported genreflow module, line)`` for every import statement in ``path``."""
-    is_package = path.name == "__init__.py"
-    package = module if is_package else module.rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found += [(a.name, node.lineno) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
-            found += [(m, node.lineno) for m in subs]
-            if len(subs) < len(node.names):
-                found.append((base, node.lineno))
-    return [(m, line) for m, line in found if m.split(".")[0] == "genreflow"]
-
-
 def graph(src: Path) -> tuple[dict[str, Path], dict[str, dict[str, int]]]:
-    """The modules and ``{module: {imported module: first line}}``."""
-    known = modules(src)
-    edges: dict[str, dict[str, int]] = {}
-    for name, path in known.items():
-        edges[name] = {}
-        for target, line in imports(name, path, known):
-            edges[name].setdefault(target, line)
-    return known, edges
+    """The modules and ``{module: {imported module: first line}}`` (the direct imports
+    :class:`genreflow.core.codegraph.CodeGraph` reads; plug-ins by computed name left out)."""
+    code = CodeGraph(src)
+    known = {m: code.module_path(m) for m in code.modules()}
+    return known, {m: code.edges([code.tree(m)], m, plugins=False) for m in known}
 
 
 def unranked(known: dict[str, Path]) -> list[str]:

@@ -12,9 +12,7 @@ import base64
 import io
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests_helpers import free_port, wait_for_http
+from tests_helpers import free_port, started_server
 
 pytestmark = pytest.mark.integration
 
@@ -62,23 +60,12 @@ def server(tiny_model):
            "--port", str(port), "--timeout", str(TIMEOUT), "--header-timeout",
            str(HEADER_TIMEOUT), "--keep-alive", "1", "--max-connections", str(MAX_CONNECTIONS),
            "--max-concurrent", "1", "--max-queued", "1", "--api-key-file", str(key_file)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", proc, time.monotonic() + 180, log)
+    with started_server(cmd, port, log, env=env) as (_, proc):
         srv = SimpleNamespace(port=port, proc=proc, log=log, good=_body(_wav_b64(3.0)))
         assert _request(srv, srv.good)[0] == 200  # warm-up: the model's first call
         yield srv
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        text = log.read_text(errors="replace")
-        assert "Traceback" not in text and KEY not in text, text[-3000:]
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and KEY not in text, text[-3000:]
 
 
 def _connect(srv, timeout: float = 10.0) -> socket.socket:

@@ -8,7 +8,8 @@ does), as do ``importlib.import_module("genreflow.x")`` and ``"genreflow.x"`` st
 computed name (a plug-in registry) counts, when ``plugins`` is on, as importing every module
 under it.
 
-Two users: ``tests/code/test_dvc_deps.py`` (what each dvc.yaml stage must depend on: the
+Three users: ``tests/code/test_layers.py`` (the direct edges: no upward import, no cycle),
+``tests/code/test_dvc_deps.py`` (what each dvc.yaml stage must depend on: the
 whole closure, plug-ins included) and :mod:`genreflow.core.cachekey` (what a cache's values
 are computed by: plug-ins are loaded by the registry when asked for a kind, not by the code
 that computes the values, so they are left out).
@@ -71,27 +72,50 @@ class CodeGraph:
             raise ValueError(f"{module}: no such genreflow module under {self.src}")
         return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
-    def imports(self, nodes: Iterable[ast.AST], module: str, plugins: bool = True) -> set[str]:
-        """The genreflow modules that ``nodes`` (statements of ``module``) import, directly,
-        with their parent packages."""
+    def modules(self) -> list[str]:
+        """Every module of the package by dotted name (a package by its ``__init__``)."""
+        out = []
+        for path in sorted((self.src / TOP).rglob("*.py")):
+            parts = list(path.relative_to(self.src).with_suffix("").parts)
+            out.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+        return out
+
+    def edges(self, nodes: Iterable[ast.AST], module: str, plugins: bool = True
+              ) -> dict[str, int]:
+        """``{genreflow module: first line}`` for each module ``nodes`` (statements of
+        ``module``) name directly, parent packages not added; a name that is no module of
+        ours (a stale import) is kept, so that callers can report it."""
         package = module if self.is_package(module) else module.rpartition(".")[0]
-        found: set[str] = set()
+        found: dict[str, int] = {}
+
+        def add(names: Iterable[str], line: int) -> None:
+            for name in names:
+                if name.split(".")[0] == TOP and name != module:
+                    found.setdefault(name, line)
+
         for node in (n for top in nodes for n in ast.walk(top)):
+            line = getattr(node, "lineno", 0)
             if isinstance(node, ast.Import):
-                found |= {a.name for a in node.names}
+                add((a.name for a in node.names), line)
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(anchor + ([node.module] if node.module else []))
                 else:
                     base = node.module or ""
-                found.add(base)
-                found |= {f"{base}.{a.name}" for a in node.names if self.ours(f"{base}.{a.name}")}
+                subs = [f"{base}.{a.name}" for a in node.names if self.ours(f"{base}.{a.name}")]
+                add(subs if len(subs) == len(node.names) else [*subs, base], line)
             elif isinstance(node, ast.Call) and _is_import_module(node):
-                found |= self._import_module(node, module, plugins)
+                add(sorted(self._import_module(node, module, plugins)), line)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                     self.ours(node.value):
-                found.add(node.value)
+                add([node.value], line)
+        return found
+
+    def imports(self, nodes: Iterable[ast.AST], module: str, plugins: bool = True) -> set[str]:
+        """The genreflow modules that ``nodes`` (statements of ``module``) import, directly,
+        with their parent packages."""
+        found = self.edges(nodes, module, plugins)
         return {m for name in found if self.ours(name) for m in with_parents(name)
                 if self.ours(m)}
 
