@@ -107,7 +107,8 @@ def _pick(candidates: list[tuple[PurePosixPath, Clip]]) -> tuple[list[Clip], int
     return [chosen[k][1] for k in sorted(chosen)], len(candidates) - len(chosen)
 
 
-def _scan(root: Path, within: Path | None = None) -> Collection:
+def scan(root: Path, within: Path | None = None) -> Collection:
+    """The clips below ``root``'s label folders, labels unchecked (see :func:`scan_folders`)."""
     within = (within or root).resolve()
     candidates: list[tuple[PurePosixPath, Clip]] = []
     ignored: list[tuple[str, str]] = []
@@ -128,7 +129,7 @@ def _scan(root: Path, within: Path | None = None) -> Collection:
 def scan_folders(root: Path, within: Path | None = None) -> Collection:
     """The clips below ``root``'s label folders, links followed only to files inside
     ``within`` (default ``root``); :class:`DataError` on invalid or colliding labels."""
-    found = _scan(root, within)
+    found = scan(root, within)
     check_labels({c.genre for c in found.clips}, str(root))
     return found
 
@@ -142,7 +143,7 @@ def read_index(root: Path) -> Collection:
                                     root / e.rel, e.group, e.split)) for e in entries])
     listed = {e.rel for e in entries}
     unlisted = [(rel, f"not listed in {INDEX_FILE}") for rel in
-                (c.path.relative_to(root).as_posix() for c in _scan(root).clips)
+                (c.path.relative_to(root).as_posix() for c in scan(root).clips)
                 if rel not in listed]
     return Collection(root, clips, unlisted, duplicates, indexed=True)
 
