@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,13 +136,24 @@ def write_report(report: dict, out_dir: Path) -> None:
     table = pd.DataFrame.from_dict(report["genres"], orient="index")
     table.index.name = "genre"
     table.to_csv(out_dir / "validate_genres.csv")
-    (out_dir / "validate_summary.json").write_text(json.dumps(
-        {"data_source": report["data_source"], "n_files": report["n_files"],
-         "n_ok": report["n_ok"], **{f"n_{k}": v for k, v in report["counts"].items()}}, indent=1))
+    (out_dir / "validate_summary.json").write_text(json.dumps(summary(report), indent=1))
 
     plot_class_counts(table[["ok"]].rename(columns={"ok": "usable clips"}),
                       f"Usable clips per genre [{report['data_source']}]",
                       out_dir / "validate_genres.png")
+
+
+def summary(report: dict) -> dict:
+    """``validate_summary.json``: counts by status, usable clips per label, and the files
+    left out before decoding (not audio, links, not in the index...) by reason."""
+    ignored = Counter(i["reason"] for i in report.get("ignored", []))
+    return {"data_source": report["data_source"], "n_files": report["n_files"],
+            "n_ok": report["n_ok"], **{f"n_{k}": v for k, v in report["counts"].items()},
+            "ok_per_label": {g: int(row["ok"]) for g, row in report["genres"].items()},
+            "excluded_reasons": {k: n for k, n in report["counts"].items()
+                                 if n and k not in ("ok", "missing")},
+            "n_ignored": report.get("n_ignored", 0), "ignored_reasons": dict(ignored),
+            "n_duplicates": report.get("duplicates", 0)}
 
 
 def format_table(report: dict) -> str:
