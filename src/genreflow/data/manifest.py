@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from genreflow.audio.decode import AUDIO_EXTENSIONS
 from genreflow.core.errors import DataError
-from genreflow.core.labels import check_label, check_labels
+from genreflow.core.labels import check_label
 from genreflow.core.safe_text import printable
 
 COLUMNS = ("path", "label", "group", "split")
@@ -159,6 +159,7 @@ def parse_manifest(path: Path, max_rows: int = 1_000_000) -> list[Entry]:
     base = path.parent.resolve()
     entries: list[Entry] = []
     seen: dict[Path, Entry] = {}
+    labels: dict[str, Entry] = {}  # by case-folded label
     for line, row in read_table(path, max_rows):
         e = _entry(base, line, row, where)
         first = seen.get(e.file)
@@ -168,10 +169,13 @@ def parse_manifest(path: Path, max_rows: int = 1_000_000) -> list[Entry]:
                     if first.label != e.label else f"listed twice (first on line {first.line})")
             raise DataError(f"{where}: line {line}: path: {printable(e.rel)!r}: {what}")
         seen[e.file] = e
+        held = labels.setdefault(e.label.casefold(), e)
+        if held.label != e.label:
+            raise DataError(f"{where}: line {line}: label: {e.label!r} and {held.label!r} "
+                            f"(line {held.line}) differ only in case; use one spelling")
         entries.append(e)
     if not entries:
         raise DataError(f"{where}: lists no audio files")
-    check_labels((e.label for e in entries), where)
     return entries
 
 
