@@ -186,7 +186,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if os.path.isdir(args.clips):
-        from genreflow.audio.decode import find_clips
+        from genreflow.data.collection import find_clips
 
         clips = [str(c.path) for c in find_clips(args.clips)]
     else:

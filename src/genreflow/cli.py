@@ -92,7 +92,10 @@ def _intake(params: Path, **options: float | None):
 @data_app.command("get")
 @friendly
 def data_get(
-    source: Annotated[str, typer.Argument(help="Folder, archive (.tar.gz/.zip) or http(s) URL.")],
+    source: Annotated[str, typer.Argument(help="Folder (GTZAN or label folders), archive "
+                                               "(.tar.gz/.zip) or http(s) URL of one, or a "
+                                               "manifest (.csv/.parquet: path,label[,group]"
+                                               "[,split]).")],
     dest: Annotated[Path, typer.Option(help="Where the raw audio goes: absent, empty, or a "
                                             "folder genreflow staged (never anything else).")]
     = Path("data"),
@@ -112,7 +115,8 @@ def data_get(
     download_minutes: Annotated[float | None, typer.Option(help="Minutes per download "
                                                          "[intake.download_minutes: 360]")] = None,
 ) -> None:
-    """Bring GTZAN (any subset; wav, au, flac, ogg, mp3, aiff) into DEST, within bounds."""
+    """Bring a labelled collection (GTZAN, label folders or a manifest; wav, au, flac, ogg,
+    mp3, aiff) into DEST, within bounds."""
     # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.data import get_data, track_with_dvc
 

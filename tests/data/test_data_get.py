@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.audio.decode import SOURCE_FILE, decode, find_clips
+from genreflow.audio.decode import SOURCE_FILE, decode
 from genreflow.data import DataError, get_data
+from genreflow.data.collection import find_clips
 from tests_helpers import Logs
 
 SR = 8000
@@ -205,7 +206,7 @@ def test_missing_and_unsupported_sources(tmp_path: Path) -> None:
         get_data(str(odd), tmp_path / "data", log=Logs())
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DataError, match="no GTZAN-layout audio"):
+    with pytest.raises(DataError, match="no labelled audio found; expected GTZAN.*label folders.*manifest"):
         get_data(str(empty), tmp_path / "data", log=Logs())
     assert not (tmp_path / "data").exists()
 

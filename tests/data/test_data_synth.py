@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genreflow.audio.decode import SOURCE_FILE, decode, find_clips
+from genreflow.audio.decode import SOURCE_FILE, decode
 from genreflow.core.config import GTZAN_GENRES
 from genreflow.data import DataError, prepare_default, synth, track_with_dvc
+from genreflow.data.collection import find_clips
 from tests_helpers import Logs
 
 

@@ -31,7 +31,6 @@ from genreflow.audio.sniff import (
     open_failure,
 )
 from genreflow.core.config import AudioConfig
-from genreflow.core.errors import MissingInputError
 from genreflow.core.quiet import quiet_c_stderr
 from genreflow.core.safe_text import printable
 
@@ -44,28 +43,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Clip:
-    """One audio file in GTZAN's layout: ``<genre>/<genre>.000NN.<ext>``."""
+    """One labelled audio file: ``<genre>/<genre>.000NN.<ext>`` (GTZAN) or any audio file below
+    a label folder (see :mod:`genreflow.data.collection`). ``group`` (artist, album...) and
+    ``split`` (a predefined ``train``/``val``/``test``) come from a ``clips.csv`` index."""
 
     clip_id: str
     genre: str
     path: Path
-
-
-def find_clips(data_dir: str | Path, genres: list[str] | None = None) -> list[Clip]:
-    """All audio clips under ``data_dir/<genre>/``, sorted by id."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise MissingInputError(
-            f"{data_dir}: no such data folder; run `genreflow data get` or `genreflow data synth`"
-        )
-    clips = []
-    for sub in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if genres is not None and sub.name not in genres:
-            continue
-        for f in sorted(sub.iterdir()):
-            if f.suffix.lower() in AUDIO_EXTENSIONS:
-                clips.append(Clip(clip_id=f.stem, genre=sub.name, path=f))
-    return clips
+    group: str | None = None
+    split: str | None = None
 
 
 def read_source(data_dir: str | Path) -> dict:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from genreflow.core.errors import GenreflowError
+from genreflow.core.labels import AUTO, label_problems
 from genreflow.core.safe_text import holds_secret, redact
 
 GTZAN_GENRES: tuple[str, ...] = (
@@ -42,8 +43,24 @@ class ConfigError(GenreflowError, ValueError):
 
 @dataclass
 class DataConfig:
+    """``data``: where the raw audio is, and its classes: ``auto`` (every label found in the
+    data, sorted; see :func:`genreflow.core.labels.resolve_labels`) or a list that selects
+    and orders them."""
+
     dir: str = "data"
-    genres: list[str] = field(default_factory=lambda: list(GTZAN_GENRES))
+    genres: str | list[str] = AUTO
+
+    def __post_init__(self) -> None:
+        if isinstance(self.genres, str):
+            if self.genres != AUTO:
+                raise ConfigError(f"data.genres: expected {AUTO!r} or a list of labels, "
+                                  f"got {self.genres!r}")
+            return
+        problems = label_problems(self.genres)
+        if len(set(self.genres)) != len(self.genres):
+            problems.append("a label is listed twice")
+        if problems:
+            raise ConfigError(f"data.genres: {'; '.join(problems)}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ through here first. :func:`redact` fails closed: what it cannot read is masked, 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import unquote
 
@@ -121,3 +122,18 @@ def _secrets(url: str) -> list[str]:
         found += [m.group(2) for m in re.finditer(r"[?#&;]([^=&;#]*)=([^&;#]*)", url[start:])
                   if _SECRET_KEY.search(unquote(m.group(1)))]
     return found
+
+
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+NAME_CHARS = 80  # characters of a name made by :func:`file_stem`, before its hash
+
+
+def file_stem(text: str) -> str:
+    """``text`` (a clip id such as ``rock/Some Artist/01 Song``) as a file name stem: ASCII
+    letters, digits, ``.``, ``_`` and ``-`` only, no leading dot, at most :data:`NAME_CHARS`
+    characters plus, when anything was changed, 8 hex digits of its SHA-1 so that different
+    ids never share a name. A GTZAN id (``blues.00000``) is returned as it is."""
+    safe = _UNSAFE_IN_NAME.sub("_", text).lstrip(".")[:NAME_CHARS] or "_"
+    if safe == text:
+        return text
+    return f"{safe}-{hashlib.sha1(text.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"

@@ -1,5 +1,6 @@
-"""Real GTZAN into ``data/``: from a folder, a tar/zip archive (Marsyas ``genres.tar.gz``,
-Kaggle's zip) or an http(s) URL of one. ``SOURCE.json`` records where it came from."""
+"""A labelled collection into ``data/``: GTZAN or label folders from a folder, a tar/zip
+archive (Marsyas ``genres.tar.gz``, Kaggle's zip) or an http(s) URL of one, or the files a
+manifest lists (:mod:`.sources`). ``SOURCE.json`` records where it came from."""
 
 from __future__ import annotations
 
@@ -10,25 +11,25 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from genreflow.audio.decode import AUDIO_EXTENSIONS
-from genreflow.core.config import GTZAN_GENRES, IntakeConfig
+from genreflow.core.config import IntakeConfig
 from genreflow.core.errors import DataError
 from genreflow.core.safe_text import printable
 from genreflow.data.archive import archive_kind, extract
+from genreflow.data.collection import INDEX_FILE
 from genreflow.data.download import check_sha, download, is_url, redact_url, sha256_of
-from genreflow.data.layout import Tree, find_tree, no_tree_error
-from genreflow.data.limits import Budget, check_free
+from genreflow.data.limits import Budget, check_free, check_name
+from genreflow.data.manifest import is_manifest, write_index
+from genreflow.data.sources import Plan, find_plan, layouts_hint, manifest_plan
 from genreflow.data.staging import Log, Staging, resolve_dest, token
 
 GTZAN_URL = "http://opihi.cs.uvic.ca/sound/genres.tar.gz"
 
 
-def _budget_folder(tree: Tree, budget: Budget, dest: Path) -> None:
+def _budget_folder(plan: Plan, budget: Budget, dest: Path) -> None:
     """Clip count, sizes and free disk of a folder source, checked before copying."""
-    budget.check_count(tree.n_clips)
-    for genre, files in tree.files.items():
-        for f in files:
-            budget.declare(f"{genre}/{f.name}", f.stat().st_size)
+    budget.check_count(len(plan.items))
+    for f, target in plan.items:
+        budget.declare(target, f.stat().st_size)
     check_free(dest.parent, budget.total, budget.label)
 
 
@@ -46,36 +47,24 @@ def _open_regular(f: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")  # not copy2 later: sources may be read-only
 
 
-def _copy_tree(tree: Tree, staging: Path, move: bool, budget: Budget) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for genre, files in tree.files.items():
-        (staging / genre).mkdir()
-        for f in files:
-            target = staging / genre / f.name
-            if move:  # extracted by us, already within the budget
-                os.replace(f, target)
-                continue
-            with _open_regular(f) as src:  # bounded: a file may grow after the scan
-                budget.copy(src, target, f"{genre}/{f.name}")
-        counts[genre] = len(files)
-    return counts
+def _copy_plan(plan: Plan, staging: Path, move: bool, budget: Budget) -> None:
+    for f, target in plan.items:
+        parts = target.split("/")
+        check_name(parts, target, staging, budget.label)
+        out = staging.joinpath(*parts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if move:  # extracted by us, already within the budget
+            os.replace(f, out)
+            continue
+        with _open_regular(f) as src:  # bounded: a file may grow after the scan
+            budget.copy(src, out, target)
+    if plan.index is not None:
+        write_index(staging / INDEX_FILE, plan.index)
 
 
-def _report(tree: Tree, dropped: list[str], log: Log) -> None:
-    unknown = sorted(g for g in tree.files if g not in GTZAN_GENRES)
-    if unknown:
-        log(f"note: genre folder(s) not in GTZAN, copied anyway: {unknown}")
-    missing = [g for g in GTZAN_GENRES if g not in tree.files]
-    if missing and len(missing) < len(GTZAN_GENRES):
-        log(f"note: GTZAN genre(s) absent from the source: {missing}")
-    if tree.ignored:
-        log(f"ignored {len(tree.ignored)} file(s) not named <genre>.NNNNN.<audio ext> "
-            f"(e.g. {', '.join(tree.ignored[:5])}; audio ext: {', '.join(AUDIO_EXTENSIONS)})")
-    if tree.duplicates:
-        log(f"ignored {tree.duplicates} duplicate clip(s) (same id, another format)")
-    if tree.links:
-        log(f"skipped {len(tree.links)} link(s) leaving the source folder or to a folder "
-            f"(e.g. {', '.join(tree.links[:5])})")
+def _report(plan: Plan, dropped: list[str], log: Log) -> None:
+    for note in plan.notes:
+        log(printable(note))
     if dropped:
         log(f"ignored {len(dropped)} link(s)/device(s) in the archive, never extracted "
             f"(e.g. {', '.join(dropped[:5])})")
@@ -88,10 +77,11 @@ def get_data(
     log: Log = print,
     limits: IntakeConfig | None = None,
 ) -> dict:
-    """Bring GTZAN into ``dest`` as ``dest/<genre>/<genre>.000NN.<ext>`` and write SOURCE.json.
+    """Bring a labelled collection into ``dest`` as ``dest/<label>/...`` and write SOURCE.json.
 
-    ``source`` is a folder (GTZAN layout, possibly a few levels down), a
-    ``.tar.gz``/``.tgz``/``.tar``/``.zip`` archive or an http(s) URL of one.
+    ``source`` is a folder (GTZAN layout or label folders, possibly a few levels
+    down; see :mod:`.sources`), a ``.tar.gz``/``.tgz``/``.tar``/``.zip``
+    archive or an http(s) URL of one, or a manifest (``.csv``/``.parquet``).
     ``dest`` must be absent, empty or a tree genreflow staged; it is replaced
     only once the new tree is complete. ``limits`` bound what is accepted
     (defaults: :class:`IntakeConfig`). Returns the SOURCE.json record, whose
@@ -113,21 +103,17 @@ def get_data(
             kind = archive_kind(archive, Path(urlsplit(source).path).name)
             if kind is None:
                 raise DataError(f"{label}: downloaded file is not a tar or zip archive")
-            tree = _tree_from_archive(archive, kind, label, dest, cleanup, budget, dropped, log)
+            plan = _plan_from_archive(archive, kind, label, dest, cleanup, budget, dropped, log)
             move = True
         else:
-            tree, move = _local_tree(source, dest, sha256, cleanup, budget, dropped, log)
-        _report(tree, dropped, log)
+            plan, move = _local_plan(source, dest, sha256, cleanup, budget, dropped, log)
+        _report(plan, dropped, log)
         if not move:
-            _budget_folder(tree, budget, dest)
-        log(f"{'moving' if move else 'copying'} {tree.n_clips} clips from {tree.root} ...")
-        counts = _copy_tree(tree, staging.path, move, budget)
-        info = {
-            "source": "gtzan",
-            "origin": label,
-            "n_clips": sum(counts.values()),
-            "genres": counts,
-        }
+            _budget_folder(plan, budget, dest)
+        log(printable(f"{'moving' if move else 'copying'} {len(plan.items)} clips "
+                      f"({plan.source} layout) from {plan.root} ..."))
+        _copy_plan(plan, staging.path, move, budget)
+        info = plan.record(label)
         staging.commit(info)
         return info
     except OSError as exc:  # a full disk, a permission, a name the file system refuses
@@ -142,43 +128,44 @@ def get_data(
                 p.unlink(missing_ok=True)
 
 
-def _local_tree(source: str, dest: Path, sha256: str | None, cleanup: list[Path],
-                budget: Budget, dropped: list[str], log: Log) -> tuple[Tree, bool]:
-    """The clips of a local folder (copied) or archive (extracted, then moved)."""
+def _local_plan(source: str, dest: Path, sha256: str | None, cleanup: list[Path],
+                budget: Budget, dropped: list[str], log: Log) -> tuple[Plan, bool]:
+    """The clips of a local folder or manifest (copied) or archive (extracted, then moved)."""
     path = Path(source).expanduser()
     if not path.exists():
-        raise DataError(
-            f"{source}: no such file or folder; expected a GTZAN folder "
-            "(<genre>/<genre>.000NN.wav|au|...), a .tar.gz/.tgz/.tar/.zip archive "
-            "or an http(s) URL"
-        )
+        raise DataError(f"{printable(source)}: no such file or folder; {layouts_hint()}, "
+                        "a .tar.gz/.tgz/.tar/.zip archive of one, or an http(s) URL")
+    if sha256 and (path.is_dir() or is_manifest(path)):
+        log(f"note: --sha256 ignored for {printable(source)} (not an archive)")
     if path.is_dir():
-        if sha256:
-            log(f"note: --sha256 ignored for folder source {source}")
-        found = find_tree(path)
+        found = find_plan(path)
         if found is None:
-            raise no_tree_error(source)
+            raise no_source_error(printable(source))
         return found, False
+    if is_manifest(path):
+        return manifest_plan(path, budget.limits.max_members), False
     kind = archive_kind(path)
     if kind is None:
-        raise DataError(
-            f"{source}: unsupported file; expected a folder in GTZAN layout or an "
-            "archive ending in .tar.gz, .tgz, .tar or .zip"
-        )
+        raise DataError(f"{printable(source)}: unsupported file; {layouts_hint()}, or an "
+                        "archive ending in .tar.gz, .tgz, .tar or .zip")
     if sha256:
         check_sha(sha256_of(path), sha256, source)
-    return _tree_from_archive(path, kind, source, dest, cleanup, budget, dropped, log), True
+    return _plan_from_archive(path, kind, source, dest, cleanup, budget, dropped, log), True
 
 
-def _tree_from_archive(archive: Path, kind: str, label: str, dest: Path, cleanup: list[Path],
-                       budget: Budget, dropped: list[str], log: Log) -> Tree:
+def _plan_from_archive(archive: Path, kind: str, label: str, dest: Path, cleanup: list[Path],
+                       budget: Budget, dropped: list[str], log: Log) -> Plan:
     work = dest.with_name(f".{dest.name}.extract-{token()}")
     os.mkdir(work)  # an OSError here is reported by get_data
     cleanup.append(work)
     log(f"extracting audio from {label} ...")
     done = extract(archive, kind, work, label, budget)
     dropped.extend(done.dropped)
-    tree = find_tree(work) if done.n else None
-    if tree is None:
-        raise no_tree_error(label)
-    return tree
+    plan = find_plan(work) if done.n else None
+    if plan is None:
+        raise no_source_error(label)
+    return plan
+
+
+def no_source_error(where: str) -> DataError:
+    return DataError(f"{where}: no labelled audio found; {layouts_hint()}")

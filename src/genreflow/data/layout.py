@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genreflow.audio.decode import AUDIO_EXTENSIONS
-from genreflow.core.errors import DataError
 
 _CLIP_NAME = re.compile(r"^(?P<genre>[a-z]+)\.(?P<num>\d{5})(?P<ext>\.[A-Za-z0-9]+)$")
 SEARCH_DEPTH = 3  # how deep below the given folder the <genre>/ tree may sit
@@ -102,11 +101,3 @@ def find_tree(top: Path) -> Tree | None:
             nxt.extend(p for p in _real_dirs(d) if not p.name.startswith("__"))
         level = nxt
     return best
-
-
-def no_tree_error(where: str) -> DataError:
-    return DataError(
-        f"{where}: no GTZAN-layout audio found; expected <genre>/<genre>.000NN.<ext> files "
-        f"(ext one of {', '.join(AUDIO_EXTENSIONS)}), at the top or up to {SEARCH_DEPTH} "
-        "folders down (e.g. genres/ or Data/genres_original/)"
-    )

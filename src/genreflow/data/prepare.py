@@ -1,5 +1,5 @@
-"""What ``make repro`` runs first: real GTZAN when ``GTZAN_DIR`` is set, else the synthetic
-set (announced loudly); and ``dvc add`` of the result."""
+"""What ``make repro`` runs first: real data from ``GTZAN_DIR`` when it is set, else what
+``genreflow data get`` brought, else the synthetic set (announced loudly); and ``dvc add``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from pathlib import Path
 
 from genreflow.audio.decode import SOURCE_FILE
 from genreflow.core.config import IntakeConfig
-from genreflow.core.errors import DataError
+from genreflow.core.errors import DataError, GenreflowError
 from genreflow.core.safe_text import printable
 from genreflow.data.acquire import get_data
+from genreflow.data.collection import discover
 from genreflow.data.download import is_url, redact_url
-from genreflow.data.layout import find_tree, scan_tree
+from genreflow.data.sources import find_plan
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
+
+BROUGHT = ("gtzan", "folder", "manifest")  # SOURCE.json sources `data get` writes
 
 _BANNER = """\
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
@@ -40,7 +43,23 @@ def _read_json(path: Path) -> dict | None:
 def _disk_counts(dest: Path) -> dict[str, int]:
     if not dest.is_dir():
         return {}
-    return {g: len(t) for g, t in scan_tree(dest).files.items()}
+    try:
+        return discover(dest).counts
+    except GenreflowError:  # an index or labels that no longer check out: not up to date
+        return {}
+
+
+def _brought(dest: Path, current: dict | None, log: Log) -> dict | None:
+    """The collection ``data get`` staged in ``dest``, when it is intact (kept, not replaced
+    by the synthetic set)."""
+    if not current or current.get("source") not in BROUGHT:
+        return None
+    if _disk_counts(dest) != current.get("genres"):
+        return None
+    log(printable(f"{dest}: using the {current['source']} data `genreflow data get` brought "
+                  f"from {current.get('origin')} ({current.get('n_clips')} clips); set "
+                  "GTZAN_DIR, or run `genreflow data synth`, to replace it"))
+    return current
 
 
 def prepare_default(
@@ -50,7 +69,8 @@ def prepare_default(
     limits: IntakeConfig | None = None,
     **synth_kwargs: object,
 ) -> dict:
-    """Real GTZAN from ``gtzan_dir`` (folder, archive or URL) when given, else the synthetic set.
+    """Real GTZAN from ``gtzan_dir`` (folder, archive or URL) when given, else what
+    ``genreflow data get`` already brought into ``dest`` (when intact), else the synthetic set.
 
     The synthetic fallback is announced with a loud banner. When ``dest``
     already holds exactly what would be written, nothing is rewritten.
@@ -66,17 +86,21 @@ def prepare_default(
                 f"GTZAN_DIR={origin}: no such file or folder; point it at a GTZAN folder, "
                 "genres.tar.gz or the Kaggle zip (or unset it to use the synthetic set)"
             )
-        if current and current.get("source") == "gtzan" and current.get("origin") == origin:
+        if current and current.get("source") in BROUGHT and current.get("origin") == origin:
             on_disk = _disk_counts(dest)
             expected = current.get("genres")
             if path.is_dir():
-                tree = find_tree(path)
-                expected = {g: len(f) for g, f in tree.files.items()} if tree else None
+                plan = find_plan(path)
+                expected = plan.counts if plan else None
             if on_disk and on_disk == current.get("genres") == expected:
-                log(f"{dest}: up to date (GTZAN from {origin}, {current.get('n_clips')} clips)")
+                log(f"{dest}: up to date ({current['source']} from {origin}, "
+                    f"{current.get('n_clips')} clips)")
                 return current
         return get_data(gtzan_dir, dest, log=log, limits=limits)
 
+    kept = _brought(dest, current, log)
+    if kept is not None:
+        return kept
     log(_BANNER.format(dest=dest))
     spec = SynthSpec(**synth_kwargs)  # type: ignore[arg-type]
     want = spec.source_info()

@@ -11,15 +11,18 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from genreflow.audio.decode import SOURCE_FILE
+from genreflow.audio.decode import AUDIO_EXTENSIONS, SOURCE_FILE
 from genreflow.core.errors import DataError
+from genreflow.data.collection import INDEX_FILE
 from genreflow.data.layout import is_clip_name
 
 Log = Callable[[str], None]
 
 _KEEP = (".gitignore", ".dvcignore")  # a user's, carried over into the new tree
 _JUNK = (".DS_Store",)  # the OS's, dropped
-_SOURCES = ("gtzan", "synthetic")  # SOURCE.json "source" values genreflow writes
+_FLAT = ("gtzan", "synthetic")  # SOURCE.json "source" values: <genre>/<genre>.NNNNN.<ext> files
+_NESTED = ("folder", "manifest")  # audio files at any depth below the label folders
+_SOURCES = (*_FLAT, *_NESTED)  # every SOURCE.json "source" value genreflow writes
 _COUNT_CAP = 10_000  # entries counted when describing a folder genreflow will not replace
 _HOW = ("Move it away (or pick an empty or new --dest); genreflow replaces only folders it "
         "staged itself")
@@ -54,20 +57,49 @@ def _describe(dest: Path) -> str:
     return f"{files} file(s) in {folders} folder(s)"
 
 
+def _foreign_flat(folder: Path) -> list[str]:
+    """Entries of a staged GTZAN-named label folder genreflow did not write."""
+    return [f"{folder.name}/{f.name}" for f in sorted(folder.iterdir()) if f.name not in _JUNK
+            and (f.is_symlink() or not f.is_file() or not is_clip_name(f.name, folder.name))]
+
+
+def _foreign_nested(folder: Path, wrote: object) -> list[str]:
+    """Entries of a staged label folder (audio at any depth) genreflow did not write: links,
+    other files, and audio files beyond the count SOURCE.json records (no link followed)."""
+    out: list[str] = []
+    n = 0
+    for here, dirs, names in os.walk(folder):
+        rel = Path(here).relative_to(folder.parent)
+        out += [f"{rel / d}/" for d in dirs if (Path(here) / d).is_symlink()]
+        for name in names:
+            f = Path(here) / name
+            if name in _JUNK:
+                continue
+            if f.is_symlink() or not f.is_file() or f.suffix.lower() not in AUDIO_EXTENSIONS:
+                out.append(str(rel / name))
+            else:
+                n += 1
+        if len(out) > 3:
+            break
+    if not out and n != wrote:
+        out.append(f"{folder.name}/ ({n} audio files; genreflow wrote {wrote})")
+    return out
+
+
 def _foreign(dest: Path, record: dict) -> list[str]:
     """Entries of a staged ``dest`` genreflow did not write (a user's additions)."""
     out: list[str] = []
+    nested = record["source"] in _NESTED
     for entry in sorted(dest.iterdir()):
         if entry.name in (SOURCE_FILE, *_KEEP, *_JUNK):
+            continue
+        if nested and entry.name == INDEX_FILE and entry.is_file() and not entry.is_symlink():
             continue
         if entry.is_symlink() or not entry.is_dir() or entry.name not in record["genres"]:
             out.append(entry.name)
             continue
-        for f in sorted(entry.iterdir()):
-            if f.name in _JUNK:
-                continue
-            if f.is_symlink() or not f.is_file() or not is_clip_name(f.name, entry.name):
-                out.append(f"{entry.name}/{f.name}")
+        out += (_foreign_nested(entry, record["genres"][entry.name]) if nested
+                else _foreign_flat(entry))
     return out
 
 

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genreflow.audio.decode import Clip, decode, find_clips, read_source
+from genreflow.audio.decode import Clip, decode, read_source
 from genreflow.audio.refusal import AudioError
 from genreflow.audio.spectrum import power_spectrogram
 from genreflow.core.config import ConfigError, FeaturesConfig, FiguresConfig
 from genreflow.core.errors import DataError
 from genreflow.core.parallel import parallel_map
+from genreflow.core.safe_text import file_stem, printable
+from genreflow.data.collection import find_clips
 from genreflow.stages.plots import colorbar, save_png
 
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ def choose_clips(
 
 
 def _title(clip_id: str, what: str, source_label: str) -> str:
-    return f"{clip_id} — {what}" + (f" [{source_label}]" if source_label else "")
+    return f"{printable(clip_id)} — {what}" + (f" [{source_label}]" if source_label else "")
 
 
 def _clip_figure(
@@ -153,7 +155,8 @@ def draw_clip_figures(
     dpi: int = 100,
     source_label: str = "",
 ) -> list[Path]:
-    """Decode ``clip`` at ``feat.sample_rate`` and write ``<clip_id>_<kind>.png`` for each kind.
+    """Decode ``clip`` at ``feat.sample_rate`` and write ``<clip_id>_<kind>.png`` for each kind
+    (the id made safe as a file name by :func:`~genreflow.core.safe_text.file_stem`).
 
     The whole clip is drawn (``feat.clip_seconds`` is not applied). Raises
     :class:`AudioError` when the clip cannot be decoded.
@@ -183,7 +186,7 @@ def _draw_decoded(
     paths: list[Path] = []
 
     def out(kind: str) -> Path:
-        return out_dir / f"{clip_id}_{kind}.png"
+        return out_dir / f"{file_stem(clip_id)}_{kind}.png"
 
     # (1) raw waveform
     fig, ax, _ = _clip_figure(10, 3.2)
@@ -321,7 +324,7 @@ def _draw_first(
         try:
             y, sr = decode(cand.path, feat.sample_rate)
         except AudioError as exc:
-            messages.append(f"figures: skipped {cand.clip_id}: {exc}")
+            messages.append(printable(f"figures: skipped {cand.clip_id}: {exc}"))
             continue
         return _draw_decoded(cand.clip_id, y, sr, out_dir, feat, dpi, label), messages
     return [], messages

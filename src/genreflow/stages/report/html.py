@@ -125,10 +125,16 @@ def _champion(summary: Summary) -> str:
 def _data(summary: Summary) -> str:
     v, s, t = summary.validate or {}, summary.split or {}, summary.tune or {}
     items = [("usable clips", f"{v['n_ok']} of {v['n_files']} files" if v else "no report"),
-             ("excluded", ", ".join(f"{v[k]} {k[2:]}" for k in ("n_corrupt", "n_silent",
-                                                                 "n_too_short") if v.get(k))
+             ("usable clips per label", ", ".join(
+                 f"{g} {n}" for g, n in (v.get("ok_per_label") or {}).items()) or None),
+             ("excluded (input contract)", ", ".join(
+                 f"{n} {why}" for why, n in (v.get("excluded_reasons") or {}).items())
               or ("none" if v else None)),
-             ("missing GTZAN clips", v.get("n_missing") if v else None),
+             ("left out before decoding", ", ".join(
+                 f"{n} {why}" for why, n in (v.get("ignored_reasons") or {}).items())
+              + (f", {v['n_duplicates']} duplicate(s) in another format"
+                 if v.get("n_duplicates") else "") or None),
+             ("missing GTZAN clips", v.get("n_missing") or None),
              ("split", f"{s.get('method')} (seed {s.get('seed')}), genres "
                        f"{', '.join(s.get('genres', []))}" if s else "no report"),
              ("tracks per split", ", ".join(f"{k} {n}" for k, n in s.get("counts", {}).items())
