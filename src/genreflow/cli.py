@@ -318,7 +318,7 @@ def tune(params: Params = PARAMS_DEFAULT,
 def register(params: Params = PARAMS_DEFAULT,
              manifest: Path = paths.SPLIT_MANIFEST,
              out: Path = paths.REGISTER_REPORT) -> None:
-    """Register the best run (by validation) and move `champion` if it wins."""
+    """Register the best run (by validation); `champion` moves if its gain is clear of the noise."""
     _load_tensorflow()
     # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
     from genreflow.stages.register import register_best

@@ -41,19 +41,22 @@ quiet = lambda m: None  # noqa: E731
 
 
 def test_decide_rule():
-    s = lambda a, loss=0.5: Score(a, loss, 10)  # noqa: E731
-    assert decide(s(0.8), None)[0] == "champion"
-    assert decide(s(0.81), s(0.80))[0] == "champion"
-    alias, reason = decide(s(0.80), s(0.80))
-    assert alias == "challenger" and "does not beat" in reason
-    assert decide(s(0.80, 0.4), s(0.80, 0.5))[0] == "champion"  # ties go to the lower loss
-    assert decide(s(0.7), s(0.8))[0] == "challenger"
-    alias, reason = decide(s(0.1), None, "the champion was trained on other data")
-    assert alias == "champion" and "other data" in reason
+    """Scores without per-track outcomes (accuracy and tracks only) compare unpaired; the
+    pure tests of the paired rule are in tests/code/test_register_decision.py."""
+    s = lambda a, loss=0.5, n=10: Score(a, loss, n)  # noqa: E731
+    assert decide(s(0.8), None).alias == "champion"
+    assert decide(s(0.9, n=400), s(0.8, n=400)).alias == "champion"
+    ruling = decide(s(0.80), s(0.80))
+    assert ruling.alias == "challenger" and "does not beat" in ruling.reason
+    assert decide(s(0.80, 0.4), s(0.80, 0.5)).alias == "challenger"  # the loss does not decide
+    assert decide(s(0.9), s(0.7)).alias == "challenger"  # 2 of 10 tracks: inside the interval
+    assert decide(s(0.7), s(0.8)).alias == "challenger"
+    ruling = decide(s(0.1), None, "the champion was trained on other data")
+    assert ruling.alias == "champion" and "other data" in ruling.reason
 
 
 def test_mismatch_names_what_differs():
-    from genreflow.stages.register import _mismatch
+    from genreflow.stages.register import mismatch as _mismatch
 
     now = {"data_digest": "d1", "split_digest": "s1", "classes": "blues,rock"}
     assert _mismatch(dict(now), now) is None
@@ -192,6 +195,56 @@ def test_better_champion_is_kept(tiny_project, tmp_path):
     again = register_best(cfg, manifest, log=quiet)
     assert (again.alias, again.version) == ("challenger", weak.version)
     assert len(client.search_model_versions(f"name = '{name}'")) == 2
+
+
+def test_a_gain_inside_the_interval_does_not_move_the_champion(tiny_project, tmp_path):
+    """The issue's case on the tiny data (6 validation clips): a segcnn trained longer beats
+    the registered one on validation, by less than the paired interval of its gain, so
+    ``@champion`` stays; register.json, the log and the version say so, with the intervals."""
+    cfg, feat_dir = tiny_project
+    manifest = tmp_path / "split.csv"
+    first_run = train_model(cfg, "segcnn", feat_dir, log=quiet)  # 2 epochs
+    first = register_best(cfg, manifest, log=quiet)
+    assert (first.alias, first.basis, first.gain) == ("champion", "no champion", None)
+    cfg.train = replace(cfg.train, max_epochs=8, patience=8)
+    with_kind(cfg, "segcnn", band_limit=0.0)
+    train_model(cfg, "segcnn", feat_dir, log=quiet)
+    logs = []
+    d = register_best(cfg, manifest, out=tmp_path / "register.json", log=logs.append)
+    assert d.run_id != first_run.run_id and d.previous_champion == first.version
+    # better on validation, as the old rule (higher accuracy wins) would have moved it
+    assert d.candidate_val.accuracy > d.champion_val.accuracy, d.reason
+    gain = d.gain
+    assert gain.paired and gain.n_tracks == d.candidate_val.n_tracks == 6
+    assert gain.estimate == pytest.approx(d.candidate_val.accuracy - d.champion_val.accuracy)
+    assert gain.lo <= 0 < gain.estimate <= gain.hi, d.reason  # inside the interval
+    assert (d.alias, d.basis) == ("challenger", "paired bootstrap")
+    assert "contains 0, so the champion stays" in d.reason
+    client, name = MlflowClient(cfg.tracking.uri), cfg.register.model_name
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first.version
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == d.version
+
+    saved = json.loads((tmp_path / "register.json").read_text())
+    for score in (saved["candidate_val"], saved["champion_val"]):
+        assert score["accuracy_lo"] <= score["accuracy"] <= score["accuracy_hi"]
+        assert score["n_tracks"] == 6
+    assert saved["gain"] == {"estimate": pytest.approx(gain.estimate), "lo": gain.lo,
+                             "hi": gain.hi, "n_tracks": 6, "paired": True}
+    assert (saved["basis"], saved["confidence"]) == ("paired bootstrap", 0.95)
+    assert "6 validation tracks (fewer than 30)" in saved["warning"]
+    assert saved["test_track_accuracy_lo"] <= saved["test_track_accuracy"]
+    assert saved["champion"]["version"] == first.version
+    assert saved["champion"]["val_track_accuracy_hi"] == d.champion_val.hi
+    assert f"warning: {d.warning}" in logs
+    assert any(m.startswith("candidate on validation from raw audio: ") and " [" in m
+               for m in logs)
+    # the versions record their intervals and their hits over the 6 validation clips
+    tags = client.get_model_version(name, d.version).tags
+    assert float(tags["val_track_accuracy_lo"]) <= d.candidate_val.accuracy
+    assert float(tags["val_track_accuracy_hi"]) >= d.candidate_val.accuracy
+    assert tags["val_track_n"] == "6" and len(tags["val_track_hits"]) == 6
+    assert tags["val_track_hits"].count("1") == round(6 * d.candidate_val.accuracy)
+    assert "contains 0, so the champion stays" in tags["decision"]
 
 
 def test_latency_budget_passes_over_slow_runs_and_slow_champions(tiny_project, tmp_path,
@@ -353,15 +406,18 @@ def test_decide_alias_applies_the_rule_against_whoever_holds_the_alias_now(tiny_
         {**ident, metric: "0.5", "val_track_loss": "0.9"},          # v1: scored here below
         {**ident, metric: "0.95", "val_track_loss": "0.1"},         # v2: better, recorded
         {**ident},                                                   # v3: records no score
-        {**ident, "data_digest": "d0", metric: "1.0"}], champion=1)  # v4: other data
-    ours = Score(0.8, 0.4, 10)
+        {**ident, "data_digest": "d0", metric: "1.0"},               # v4: other data
+        {**ident, metric: "0.75", "val_track_n": "100",              # v5: its hits recorded
+         "val_track_hits": "1" * 75 + "0" * 25}], champion=1)
+    ours = Score(0.8, 0.4, 100)  # no per-track outcomes: compared unpaired
     v1 = current_champion(client, name)
-    found = Champion(v1, score=Score(0.5, 0.9, 10))
+    found = Champion(v1, score=Score(0.5, 0.9, 100))
     logs = []
     same = decide_alias(client, name, metric, ours, found, "r", ident, logs.append)
     assert (same.alias, same.champion.number, logs) == ("champion", "1", [])
-    assert same.reason == decide(ours, found.score)[1] and "beats the champion's 0.5000" in \
+    assert same.reason == decide(ours, found.score).reason and "beats the champion's 0.5000" in \
         same.reason
+    assert same.basis == "unpaired bootstrap" and same.gain.lo > 0
     # a mismatch (found while scoring) decides, whatever the scores
     blocked = decide_alias(client, name, metric, Score(0.1, 2.0, 10),
                            Champion(v1, score=Score(0.9, 0.1, 10), mismatch="other classes"),
@@ -383,6 +439,16 @@ def test_decide_alias_applies_the_rule_against_whoever_holds_the_alias_now(tiny_
         assert why in moved.reason
         assert logs == [f"the champion moved to version {moved_to} while this run was scoring: "
                         f"{moved.reason}"]
+    # v5 recorded its hits over this split's validation clips: compared track by track, five
+    # more right and none fewer is a gain; from the two accuracies alone it would not be
+    keys = [f"clip.{i:03d}" for i in range(100)]
+    paired = Score(0.8, 0.4, 100, hits={k: i < 80 for i, k in enumerate(keys)})
+    client.set_registered_model_alias(name, "champion", "5")
+    moved = decide_alias(client, name, metric, paired, found, "r", ident, logs.append, keys=keys)
+    assert (moved.alias, moved.basis, moved.gain.n_tracks) == ("champion", "paired bootstrap", 100)
+    assert moved.gain.estimate == pytest.approx(0.05) and moved.gain.lo > 0
+    unpaired = decide_alias(client, name, metric, paired, found, "r", ident, logs.append)
+    assert (unpaired.alias, unpaired.basis) == ("challenger", "unpaired bootstrap")
 
 
 def test_publish_sets_the_alias_keeps_the_reason_and_says_who_holds_champion(tiny_project,
@@ -412,7 +478,8 @@ def test_publish_sets_the_alias_keeps_the_reason_and_says_who_holds_champion(tin
     saved = json.loads((tmp_path / "out" / "register.json").read_text())
     assert saved["version"] == "2" and saved["champion_version"] == "1"
     assert saved["champion"] == {"version": "1", "model_kind": "segcnn", "run_id": "r1",
-                                 "val_track_accuracy": 0.9, "test_track_accuracy": 0.7,
+                                 "val_track_accuracy": 0.9, "val_track_accuracy_lo": None,
+                                 "val_track_accuracy_hi": None, "test_track_accuracy": 0.7,
                                  "latency_ms": 42.0}
     assert saved["model_name"] == name and saved["data_source"] == "synthetic"
     # the same version again, now the champion already: the alias stays, the reason is kept

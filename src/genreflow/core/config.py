@@ -288,11 +288,20 @@ class RegisterConfig:
     model_name: str = "gtzan-genre-classifier"
     metric: str = "val_track_accuracy"
     max_latency_ms: float | None = None  # only runs whose model answers a 30 s clip within this
+    bootstrap: int = 2000      # resamples of the validation tracks for each interval
+    confidence: float = 0.95   # of the intervals; a challenger wins when its gain's is above 0
+    seed: int = 42             # of the resampling: the same scores give the same intervals
 
     def __post_init__(self) -> None:
         if self.max_latency_ms is not None and not self.max_latency_ms > 0:
             raise ConfigError(f"max_latency_ms: expected null or a positive number of "
                               f"milliseconds, got {self.max_latency_ms!r}")
+        if not 100 <= self.bootstrap <= 1_000_000:
+            raise ConfigError(f"register.bootstrap: expected a whole number of resamples from "
+                              f"100 to 1000000, got {self.bootstrap!r}")
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"register.confidence: expected a number between 0 and 1 "
+                              f"(exclusive), got {self.confidence!r}")
 
     @property
     def champion_uri(self) -> str:
