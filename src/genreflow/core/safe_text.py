@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -40,6 +40,19 @@ def redact(url: object) -> str:
         return printable(_redact(str(url)))
     except Exception:  # noqa: BLE001  (fail closed)
         return MASK
+
+
+def bare_url(url: object) -> str:
+    """``url`` without user:password@, ?query and #fragment (they may carry secrets), its
+    control characters escaped: what a download's origin may show in messages, logs and
+    ``SOURCE.json``. A URL that does not parse is masked by :func:`redact` (fails closed)
+    before the query is cut."""
+    try:
+        p = urlsplit(str(url))
+        bare = urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))
+    except ValueError:
+        bare = redact(str(url)).split("#", 1)[0].split("?", 1)[0]
+    return printable(bare)
 
 
 def holds_secret(url: str) -> bool:

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 from genreflow.core.config import IntakeConfig
 from genreflow.core.errors import DataError
-from genreflow.core.safe_text import printable
+from genreflow.core.safe_text import bare_url, printable
 from genreflow.data.archive import archive_kind, extract
 from genreflow.data.collection import INDEX_FILE
-from genreflow.data.download import check_sha, download, is_url, redact_url, sha256_of
+from genreflow.data.download import check_sha, download, is_url, sha256_of
 from genreflow.data.limits import Budget, check_free, check_name
 from genreflow.data.manifest import is_manifest, write_index
 from genreflow.data.sources import Plan, find_plan, layouts_hint, manifest_plan
@@ -90,7 +90,7 @@ def get_data(
     """
     source = str(source)
     limits = limits or IntakeConfig()
-    label = redact_url(source) if is_url(source) else printable(source)
+    label = bare_url(source) if is_url(source) else printable(source)
     dest = resolve_dest(Path(dest))
     cleanup: list[Path] = []
     staging = Staging(dest)

@@ -1,6 +1,6 @@
 """Downloads: an http(s) GET with a progress bar, a size cap, an overall deadline, a
 per-read timeout and a SHA-256 check. URLs are shown only without credentials or query
-(:func:`redact_url`): in messages, logs and ``SOURCE.json``."""
+(:func:`genreflow.core.safe_text.bare_url`): in messages, logs and ``SOURCE.json``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from genreflow.core.config import IntakeConfig
 from genreflow.core.errors import DataError
-from genreflow.core.safe_text import printable, redact
+from genreflow.core.safe_text import bare_url
 from genreflow.data.limits import check_free, human
 from genreflow.data.staging import Log, token
 
@@ -23,18 +22,6 @@ CHUNK = 1 << 20
 
 def is_url(source: str) -> bool:
     return str(source).lower().startswith(("http://", "https://"))
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user:password@, ?query and #fragment (they may carry secrets), its
-    control characters escaped; a URL that does not parse is masked by
-    :func:`genreflow.core.safe_text.redact` (fails closed) before the query is cut."""
-    try:
-        p = urlsplit(str(url))
-        bare = urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", ""))
-    except ValueError:
-        bare = redact(str(url)).split("#", 1)[0].split("?", 1)[0]
-    return printable(bare)
 
 
 def sha256_of(path: Path) -> str:
@@ -60,7 +47,7 @@ def download(url: str, directory: Path, sha256: str | None, log: Log,
     import urllib3
 
     limits = limits or IntakeConfig()
-    safe = redact_url(url)
+    safe = bare_url(url)
     name = Path(safe.partition("://")[2]).name or "download"
     final = directory / f".{name}.download-{token()}"
     part = final.with_name(final.name + ".part")

@@ -11,10 +11,10 @@ from pathlib import Path
 from genreflow.audio.decode import SOURCE_FILE
 from genreflow.core.config import IntakeConfig
 from genreflow.core.errors import DataError, GenreflowError
-from genreflow.core.safe_text import printable
+from genreflow.core.safe_text import bare_url, printable
 from genreflow.data.acquire import get_data
 from genreflow.data.collection import discover
-from genreflow.data.download import is_url, redact_url
+from genreflow.data.download import is_url
 from genreflow.data.sources import find_plan
 from genreflow.data.staging import Log
 from genreflow.data.synth import SynthSpec, synth
@@ -79,7 +79,7 @@ def prepare_default(
     current = _read_json(dest / SOURCE_FILE)
     if gtzan_dir:
         url = is_url(gtzan_dir)
-        origin = redact_url(gtzan_dir) if url else printable(gtzan_dir)  # as get_data records it
+        origin = bare_url(gtzan_dir) if url else printable(gtzan_dir)  # as get_data records it
         path = Path(gtzan_dir).expanduser()
         if not url and not path.exists():
             raise DataError(
