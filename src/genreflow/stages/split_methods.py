@@ -127,7 +127,7 @@ def _refuse_unsplittable(out: pd.DataFrame, key: np.ndarray, genres: list[str]) 
             why = f"all its {len(rows)} clips are in one group ('{only}')"
         else:
             why = f"its {len(keys)} groups also hold other labels' clips, split elsewhere"
-        raise SplitError(f"split.method group: label '{genre}' cannot reach train and val/test: "
+        raise SplitError(f"split.method group: label '{printable(genre)}' cannot reach train and val/test: "
                          f"{why}; give it clips of other groups, leave it out of split.genres, "
                          "or use split.method stratified")
 
