@@ -137,19 +137,25 @@ class ValidateConfig:
     expected_sample_rate: int = 22050
 
 
+#: ``split.method``: how clips are assigned to train / val / test (genreflow.stages.split_methods)
+SPLIT_METHODS: tuple[str, ...] = ("stratified", "group", "predefined", "fault_filtered")
+
+
 @dataclass
 class SplitConfig:
     method: str = "stratified"
-    genres: str | list[str] = "all"
+    genres: str | list[str] = "all"  # "all" = data.genres
     balance: bool = True
     ratios: list[float] = field(default_factory=lambda: [0.8, 0.09, 0.1])
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.method not in ("stratified", "fault_filtered"):
-            raise ConfigError(
-                f"split.method: expected 'stratified' or 'fault_filtered', got {self.method!r}"
-            )
+        if self.method not in SPLIT_METHODS:
+            raise ConfigError(f"split.method: expected one of {list(SPLIT_METHODS)}, "
+                              f"got {self.method!r}")
+        if isinstance(self.genres, str) and self.genres != "all":
+            raise ConfigError(f"split.genres: expected 'all' or a list of labels, "
+                              f"got {self.genres!r}")
         if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or sum(self.ratios) <= 0:
             raise ConfigError(f"split.ratios: expected three non-negative numbers, got {self.ratios}")
 

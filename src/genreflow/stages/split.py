@@ -1,54 +1,43 @@
-"""Stage 2, split: choose genres, balance them and split by track (paper Fig. 7)."""
+"""Stage 2, split: choose labels and split the usable clips by track (paper Fig. 7).
+
+``split.method`` picks how (:mod:`genreflow.stages.split_methods`); this module keeps the
+labels asked for, runs the method, checks what every split must hold, reports the class
+balance and writes the manifest.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from genreflow.core.config import DataConfig, SplitConfig
-from genreflow.core.errors import GenreflowError
+from genreflow.core.labels import resolve_labels
 from genreflow.models.splits import SPLITS
 from genreflow.stages.plots import plot_class_counts
+from genreflow.stages.split_methods import (
+    METHODS,
+    SplitError,
+    fault_filtered_lists,
+    split_sizes,
+    untrained_error,
+)
 
+__all__ = ["SplitError", "fault_filtered_lists", "format_table", "make_split", "split_sizes",
+           "split_table", "write_split"]
 
-class SplitError(GenreflowError, ValueError):
-    """The requested split cannot be made from the available clips."""
+#: columns of ``artifacts/split.csv`` (``group`` empty for a clip without one)
+COLUMNS = ["clip_id", "genre", "path", "split", "group"]
 
-
-def fault_filtered_lists() -> dict[str, list[str]]:
-    """The fault-filtered GTZAN split (Kereliuk, Sturm & Larsen 2015), as shipped."""
-    text = resources.files("genreflow.stages.resources").joinpath(
-        "gtzan_fault_filtered.json").read_text()
-    raw = json.loads(text)
-    return {"train": raw["train"], "val": raw["valid"], "test": raw["test"]}
-
-
-def split_sizes(n: int, ratios: list[float]) -> tuple[int, int, int]:
-    """Per-genre train/val/test counts; val and test are rounded, train takes the rest.
-
-    With 99 clips and 80/9/10 this gives 80/9/10, as in the paper. Every split
-    gets at least one clip when there are three or more.
-    """
-    total = sum(ratios)
-    n_val = int(round(n * ratios[1] / total))
-    n_test = int(round(n * ratios[2] / total))
-    if n >= 3:
-        n_val = max(n_val, 1) if ratios[1] > 0 else 0
-        n_test = max(n_test, 1) if ratios[2] > 0 else 0
-    n_train = n - n_val - n_test
-    if n_train < 1:
-        raise SplitError(f"{n} clips cannot be split with ratios {ratios}")
-    return n_train, n_val, n_test
+#: a label with fewer validation clips than this is warned about
+MIN_VAL_CLIPS = 5
 
 
 def select_genres(cfg: SplitConfig, data: DataConfig, available: set[str]) -> list[str]:
     """The genres to keep: ``split.genres`` ('all' = ``data.genres``) that have usable clips."""
-    wanted = list(data.genres) if cfg.genres == "all" else list(cfg.genres)
+    wanted = resolve_labels(data, available) if cfg.genres == "all" else list(cfg.genres)
     unknown = [g for g in wanted if g not in available]
     if cfg.genres != "all" and unknown:
         raise SplitError(
@@ -60,6 +49,19 @@ def select_genres(cfg: SplitConfig, data: DataConfig, available: set[str]) -> li
     return genres
 
 
+def usable_clips(report: dict) -> pd.DataFrame:
+    """The validation report's usable clips: ``clip_id, genre, path, group, given`` (``group``
+    ``""`` for none, ``given`` the predefined split or None; reports before either had them
+    read as none)."""
+    rows = [{"clip_id": r["clip_id"], "genre": r["genre"], "path": r["path"],
+             "group": "" if r.get("group") is None else str(r["group"]).strip(),
+             "given": r.get("split")}
+            for r in report["clips"] if r["status"] == "ok"]
+    if not rows:
+        raise SplitError("the validation report lists no usable clips")
+    return pd.DataFrame(rows)
+
+
 def make_split(
     report: dict,
     cfg: SplitConfig,
@@ -68,66 +70,60 @@ def make_split(
 ) -> pd.DataFrame:
     """Split the usable clips of a validation report; one row per kept clip.
 
-    Columns: ``clip_id, genre, path, split``. Clips are assigned whole, so no
+    Columns: ``clip_id, genre, path, split, group``. Clips are assigned whole, so no
     track can appear in two splits.
     """
-    ok = pd.DataFrame([r for r in report["clips"] if r["status"] == "ok"])
-    if ok.empty:
-        raise SplitError("the validation report lists no usable clips")
+    ok = usable_clips(report)
     genres = select_genres(cfg, data, set(ok["genre"]))
     ok = ok[ok["genre"].isin(genres)].sort_values("clip_id").reset_index(drop=True)
-    rng = np.random.default_rng(cfg.seed)
+    out = METHODS[cfg.method](ok, genres, cfg, report.get("data_source", "unknown"), log)
+    out = out[COLUMNS].sort_values(["split", "clip_id"]).reset_index(drop=True)
+    check_split(out, genres, log)
+    report_balance(out, genres, log)
+    return out
 
-    if cfg.method == "fault_filtered":
-        lists = fault_filtered_lists()
-        where = {cid: s for s, ids in lists.items() for cid in ids}
-        ok["split"] = ok["clip_id"].map(where)
-        dropped = ok[ok["split"].isna()]["clip_id"].tolist()
-        if dropped:
-            log(f"fault-filtered split leaves out {len(dropped)} clips (e.g. {dropped[:5]})")
-        wanted = {cid for cid in where if cid.split(".")[0] in genres}
-        absent = sorted(wanted - set(ok["clip_id"]))
-        if absent:
-            log(f"fault-filtered split: {len(absent)} listed clips are not available "
-                f"(e.g. {absent[:5]})")
-        out = ok.dropna(subset=["split"])
-    else:
-        counts = ok.groupby("genre").size()
-        n_keep = int(counts.min()) if cfg.balance else None
-        if cfg.balance:
-            log(f"balancing {len(genres)} genres to {n_keep} clips each "
-                f"(smallest: {counts.idxmin()})")
-        parts = []
-        for genre in genres:
-            g = ok[ok["genre"] == genre]
-            order = rng.permutation(len(g))
-            if n_keep is not None:
-                order = order[:n_keep]
-            n_train, n_val, _ = split_sizes(len(order), cfg.ratios)
-            labels = np.array(["test"] * len(order), dtype=object)
-            labels[:n_train] = "train"
-            labels[n_train:n_train + n_val] = "val"
-            picked = g.iloc[order].copy()
-            picked["split"] = labels
-            parts.append(picked)
-        out = pd.concat(parts)
-    out = out[["clip_id", "genre", "path", "split"]].sort_values(["split", "clip_id"])
+
+def check_split(out: pd.DataFrame, genres: list[str], log: Callable[[str], None]) -> None:
+    """Every split holds clips and every label is trained on; warn of labels not held out."""
     for s in SPLITS:
         if not (out["split"] == s).any():
             raise SplitError(f"split '{s}' is empty; add clips or change split.ratios")
     per = split_table(out).reindex(index=genres, fill_value=0)
     untrained = [g for g in genres if per.loc[g, "train"] == 0]
     if untrained:
-        why = (" (the fault-filtered lists name clips this data set does not have)"
-               if cfg.method == "fault_filtered" else "")
-        raise SplitError(f"genre(s) {untrained} would have no training clips{why}; add their "
-                         "clips, leave them out of split.genres, or change split.method")
+        raise untrained_error(untrained)
     for s in ("val", "test"):
         unseen = [g for g in genres if per.loc[g, s] == 0]
         if unseen:
             log(f"warning: genre(s) {unseen} have no {s} clips: their {s} accuracy is not "
                 "measured")
-    return out.reset_index(drop=True)
+
+
+def balance_summary(manifest: pd.DataFrame) -> dict:
+    """Clips per label and split, and the imbalance ratio: largest / smallest training count."""
+    table = split_table(manifest)
+    train = table["train"]
+    return {
+        "per_label": {g: {s: int(table.loc[g, s]) for s in SPLITS} for g in table.index},
+        "imbalance": round(float(train.max() / max(int(train.min()), 1)), 3),
+        "largest": str(train.idxmax()),
+        "smallest": str(train.idxmin()),
+    }
+
+
+def report_balance(out: pd.DataFrame, genres: list[str], log: Callable[[str], None]) -> None:
+    """Log the class imbalance when labels are unequal in train, and labels with few val clips."""
+    summary = balance_summary(out)
+    if summary["imbalance"] > 1:
+        per = summary["per_label"]
+        log(f"class imbalance: {summary['imbalance']}x between the largest and smallest training "
+            f"label ({summary['largest']}: {per[summary['largest']]['train']}, "
+            f"{summary['smallest']}: {per[summary['smallest']]['train']}); accuracy alone "
+            "misleads here: read the per-class scores")
+    few = [g for g in genres if 0 < summary["per_label"][g]["val"] < MIN_VAL_CLIPS]
+    if few:
+        log(f"warning: {len(few)} label(s) have fewer than {MIN_VAL_CLIPS} validation clips "
+            f"(e.g. {few[:5]}): their validation scores rest on very few tracks")
 
 
 def split_table(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +149,10 @@ def write_split(manifest: pd.DataFrame, report: dict, cfg: SplitConfig,
         "seed": cfg.seed,
         "genres": list(table.index),
         "counts": {s: int(table[s].sum()) for s in SPLITS},
+        **balance_summary(manifest),
     }
+    if "group" in manifest:
+        summary["groups"] = int(manifest.loc[manifest["group"].fillna("") != "", "group"].nunique())
     (reports_dir / "split.json").write_text(json.dumps(summary, indent=1))
     plot_class_counts(table, f"Clips per split and genre [{report['data_source']}]",
                       reports_dir / "split_counts.png")
