@@ -20,6 +20,8 @@ import numpy as np
 
 #: at most this many resampled indices are held at once (a chunk of rows of the index matrix)
 MAX_CELLS = 1 << 22
+#: an interval wider than this (accuracy or macro-F1, 0..1) cannot choose between models
+WIDE_INTERVAL = 0.2
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,7 @@ class TrainResult:
     metrics: dict[str, float]
     bundle_dir: Path | None
     history: dict[str, list[float]]
+    counts: dict[str, int] = field(default_factory=dict)  # tracks per split
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -194,7 +195,8 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
     mlflow.log_metrics(metrics, model_id=info.model_id, dataset=dataset)
     mlflow.set_tag("keras_model_uri", info.model_uri)  # what register loads
     log(describe(kind.name, metrics))
-    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=fit.history)
+    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=fit.history,
+                       counts=dict(prep.counts))
 
 
 def _log_settings(name: str, mcfg, tcfg: TrainConfig, epochs: int) -> None:
