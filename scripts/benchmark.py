@@ -146,6 +146,9 @@ def _summary(args, results, feature_times, classes, embed_times=None) -> dict:
         "embedding_seconds": embed_times or {},
         "models": {m: {"test_track_accuracy": stats([r["test_track_accuracy"] for r in rs]),
                        "val_track_accuracy": stats([r["val_track_accuracy"] for r in rs]),
+                       # runs of before per-class metrics have none: left out, not zero
+                       "test_macro_f1": stats([r["test_macro_f1"] for r in rs
+                                               if "test_macro_f1" in r]),
                        "train_seconds": stats([r["train_seconds"] for r in rs]),
                        "epochs": [r["epochs"] for r in rs], "runs": rs}
                    for m, rs in results.items()},
@@ -159,18 +162,25 @@ def _markdown(s: dict) -> str:
              f"{s.get('split', 'stratified')} split", "",
              f"{s['machine']['cpus']} CPUs, {s['machine']['platform']}; "
              f"features: {s['features_clips_per_second']:.1f} clips/s", "",
-             "| model | test track accuracy (mean ± sd) | min-max | val track accuracy (mean) "
-             "| train time (s, mean / max) | epochs |",
-             "|---|---|---|---|---|---|"]
+             "| model | test track accuracy (mean ± sd) | min-max | test macro-F1 (mean ± sd) "
+             "| val track accuracy (mean) | train time (s, mean / max) | epochs |",
+             "|---|---|---|---|---|---|---|"]
     for m, r in models.items():
         a, v, t = r["test_track_accuracy"], r["val_track_accuracy"], r["train_seconds"]
+        f1 = r.get("test_macro_f1") or {}
+        f1_text = f"{f1['mean']:.3f} ± {f1['std']:.3f}" if f1 else "-"
         lines.append(f"| {m} | {a['mean']:.3f} ± {a['std']:.3f} | {a['min']:.3f}-{a['max']:.3f} "
-                     f"| {v['mean']:.3f} | {t['mean']:.0f} / {t['max']:.0f} | {r['epochs']} |")
-    lines += ["", "| seed | model | test | val | epochs (best) | train s |", "|---|---|---|---|---|---|"]
+                     f"| {f1_text} | {v['mean']:.3f} | {t['mean']:.0f} / {t['max']:.0f} "
+                     f"| {r['epochs']} |")
+    lines += ["", "| seed | model | test | test 95 % interval (tracks) | test macro-F1 | val "
+              "| epochs (best) | train s |", "|---|---|---|---|---|---|---|---|"]
     for m, r in models.items():
         for run in r["runs"]:
-            lines.append(f"| {run['seed']} | {m} | {run['test_track_accuracy']:.3f} "
-                         f"| {run['val_track_accuracy']:.3f} | {run['epochs']} "
+            lo, hi = run.get("test_track_accuracy_lo"), run.get("test_track_accuracy_hi")
+            span = f"{lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else "-"
+            f1 = f"{run['test_macro_f1']:.3f}" if "test_macro_f1" in run else "-"
+            lines.append(f"| {run['seed']} | {m} | {run['test_track_accuracy']:.3f} | {span} "
+                         f"| {f1} | {run['val_track_accuracy']:.3f} | {run['epochs']} "
                          f"({run.get('best_epoch', '?')}) | {run['train_seconds']:.0f} |")
     base = models.get("cnn")
     if base:

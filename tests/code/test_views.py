@@ -183,6 +183,58 @@ def test_report_lists_every_model_says_which_are_missing_and_names_the_champion(
         "test_track_accuracy": 0.7}
 
 
+def _with_class_metrics(root: Path, model: str, val: tuple[float, float], support: dict) -> None:
+    """What train writes since per-class metrics: intervals and macro-F1 in metrics.json,
+    per_class.json."""
+    d = root / "reports" / "train" / model
+    metrics = json.loads((d / "metrics.json").read_text())
+    metrics.update(val_track_accuracy_lo=val[0], val_track_accuracy_hi=val[1],
+                   val_macro_f1=0.61, test_macro_f1=0.42)
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    rows = {label: {"precision": 0.5, "recall": 0.25 if n <= 10 else 0.9, "f1": 0.333,
+                    "support": n} for label, n in support.items()}
+    (d / "per_class.json").write_text(json.dumps({"val": rows, "test": rows}))
+
+
+def test_report_shows_intervals_macro_f1_per_class_tables_and_imbalance(tmp_path: Path):
+    _reports(tmp_path, {"segcnn": "synthetic", "cnn": "synthetic"})
+    _with_class_metrics(tmp_path, "segcnn", (0.55, 0.95), {"rock": 30, "folk+jazz": 10})
+    # cnn: an old run, without intervals nor per_class.json
+    summary = collect(tmp_path, ["segcnn", "cnn"])
+    table = terminal_table(summary)
+    assert re.search(r"segcnn \*\s+0\.900\s+0\.800\s+0\.700\s+12 \(9\)\s+"
+                     r"\[0\.550, 0\.950\]\s+0\.610\s+0\.420", table), table
+    assert re.search(r"cnn\s+0\.800\s+0\.700\s+0\.600\s+12 \(9\)\s+-\s+-\s+-", table), table
+    assert "unbalanced test split (the largest class has 3.0x the smallest's tracks)" in table
+    assert "warning     val interval wider than 0.2 (segcnn)" in table
+
+    html = write_report(summary, tmp_path / "out", log=lambda _: None).read_text()
+    assert '<td class="num val-interval">[0.550, 0.950]</td>' in html
+    assert "id='wide-intervals'" in html and "wider than 0.2" in html
+    part = html[html.index("<table class='per-class' data-model='segcnn' data-split='test'>"):]
+    part = part[:part.index("</table>")]
+    assert re.search(r"<td>folk\+jazz</td><td class='num'>10</td><td class='num'>0\.500</td>"
+                     r"<td class='num'>0\.250</td><td class='num'>0\.333</td>", part), part
+    assert "segcnn &#9733; champion: test split, macro-F1 0.420" in html
+    assert "data-model='cnn'" not in html.split("<h2>Per-class metrics</h2>")[1]
+    assert "Unbalanced (the largest class has 3.0x the smallest&#x27;s tracks)" in html
+    assert json.loads((tmp_path / "out" / "champion.json").read_text())["test_macro_f1"] == 0.42
+
+
+def test_report_shows_the_tuning_interval_and_its_warning(tmp_path: Path):
+    _reports(tmp_path, {"segcnn": "synthetic"})
+    (tmp_path / "reports" / "tune").mkdir(parents=True)
+    (tmp_path / "reports" / "tune" / "tune.json").write_text(json.dumps(
+        {"study": "s", "model": "segcnn", "metric": "val_track_accuracy", "n_complete": 2,
+         "n_pruned": 0, "n_failed": 0, "best_value": 0.8, "best_interval": [0.5, 1.0],
+         "best_macro_f1": 0.77, "best_params": {"optimizer": "adam"},
+         "warning": "the best trial's 95 % interval over 10 validation tracks is wide"}))
+    html = write_report(collect(tmp_path, ["segcnn"]), tmp_path / "out",
+                        log=lambda _: None).read_text()
+    assert "<dd>0.800 (95 % interval [0.500, 1.000], macro-F1 0.770)</dd>" in html
+    assert "<dt>warning</dt><dd>the best trial&#x27;s 95 % interval over 10 validation" in html
+
+
 def test_report_flags_mixed_data_sources_and_no_champion(tmp_path: Path):
     _reports(tmp_path, {"segcnn": "gtzan", "cnn": "synthetic"}, champion_kind=None)
     summary = collect(tmp_path, ["segcnn", "cnn"])

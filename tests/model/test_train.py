@@ -42,11 +42,30 @@ def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: 
         assert cm.sum() == len(pred) and np.trace(cm) / cm.sum() == pytest.approx(right)
         # cross-entropy of the true class, probabilities clipped at 1e-7
         assert 0.0 < run.data.metrics[f"{s}_track_loss"] <= -np.log(1e-7) + 1e-6
+    # per-class numbers and macro-F1 beside accuracy, with bootstrap intervals over the tracks
+    per_class = json.loads((tmp_path / "rep" / "per_class.json").read_text())
+    report = json.loads((tmp_path / "rep" / "classification_report.json").read_text())
+    m = run.data.metrics
+    for s in ("train", "val", "test"):
+        assert set(per_class[s]) == {"blues", "classical", "metal"}
+        n_tracks = len(pd.read_csv(tmp_path / "rep" / f"predictions_{s}.csv"))
+        assert sum(row["support"] for row in per_class[s].values()) == n_tracks
+        f1s = [per_class[s][c]["f1"] for c in per_class[s]]
+        assert m[f"{s}_macro_f1"] == pytest.approx(np.mean(f1s), abs=1e-3)
+        assert report[s]["macro_f1"] == m[f"{s}_macro_f1"]
+        assert m[f"{s}_track_accuracy_lo"] <= m[f"{s}_track_accuracy"] \
+            <= m[f"{s}_track_accuracy_hi"]
+        assert report[s]["accuracy_interval"] == [m[f"{s}_track_accuracy_lo"],
+                                                  m[f"{s}_track_accuracy_hi"]]
+        for c in ("blues", "classical", "metal"):
+            for k in ("f1", "precision", "recall"):
+                assert m[f"{s}_{k}_{c}"] == per_class[s][c][k]
     for metric in ("loss", "val_loss", "accuracy", "val_accuracy", "val_track_accuracy_epoch"):
         assert len(client.get_metric_history(res.run_id, metric)) == 2  # one point per epoch
     names = {a.path for a in client.list_artifacts(res.run_id, "reports")}
     for f in ("learning_curves.png", "confusion_test.png", "confusion_val.json",
-              "confusion_train.json", "classification_report.json", "history.csv"):
+              "confusion_train.json", "classification_report.json", "history.csv",
+              "per_class.json"):
         assert f"reports/{f}" in names
     assert run.inputs.dataset_inputs[0].dataset.name == "gtzan-synthetic"
 
@@ -65,7 +84,10 @@ def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: 
                        atol=1e-5)
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())  # dvc metrics show
     assert set(metrics) == {"train_track_accuracy", "val_track_accuracy", "test_track_accuracy",
-                            "val_track_loss", "epochs", "best_epoch", "data_source"}
+                            "val_track_accuracy_lo", "val_track_accuracy_hi",
+                            "test_track_accuracy_lo", "test_track_accuracy_hi", "val_macro_f1",
+                            "test_macro_f1", "val_track_loss", "epochs", "best_epoch",
+                            "data_source"}
     details = json.loads((tmp_path / "rep" / "run.json").read_text())
     assert details["run_id"] == res.run_id and details["data_source"] == "synthetic"
 
@@ -183,6 +205,10 @@ def test_evaluate_probs_confusion_and_report():
     assert ev["confusion_matrix"] == [[1, 0], [1, 1]]
     assert ev["accuracy"] == pytest.approx(2 / 3)
     assert ev["per_genre_accuracy"] == {"a": 1.0, "b": 0.5}
+    assert ev["report"]["a"] == {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1}
+    assert ev["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    lo, hi = ev["accuracy_interval"]
+    assert lo <= 2 / 3 <= hi and ev == evaluate_probs(probs, np.array([0, 1, 1]), ["a", "b"])
 
 
 def test_random_crops_are_seeded_labelled_and_redrawn_each_epoch():

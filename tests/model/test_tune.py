@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pandas as pd
 import pytest
 
 from tests_helpers import with_kind
@@ -26,6 +27,11 @@ def _runs(cfg) -> tuple[list, list]:
     parents = [r for r in runs if r.data.tags.get("role") == "optuna_study"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return parents, children
+
+
+def _split_tracks(root: Path, split: str) -> pd.DataFrame:
+    manifest = pd.read_csv(root / "split.csv")
+    return manifest[manifest["split"] == split]
 
 
 def _study(cfg):
@@ -49,7 +55,8 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     out = tmp_path / "reports" / "tune"
     first = tune(cfg, feat_dir, out_dir=out, log=quiet)  # tune.n_trials == 2
     assert first["n_trials"] == 2 and first["trials_this_run"] == 2
-    second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=quiet)
+    lines: list[str] = []
+    second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=lines.append)
     # every trial's model and report folders are gone once MLflow has them
     assert not [p.name for p in scratch.iterdir() if p.name.startswith("genreflow")]
     from genreflow.stages.tune import study_name
@@ -72,6 +79,18 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     saved = json.loads((out / "tune.json").read_text())
     assert saved["n_trials"] == 3 and saved["best_run_id"] == second["best_run_id"]
     assert study_summary(cfg)["best_value"] == pytest.approx(second["best_value"])
+    # the best score with its bootstrap interval over the (few) validation tracks, a warning
+    lo, hi = saved["best_interval"]
+    assert lo <= saved["best_value"] <= hi and 0 <= saved["best_macro_f1"] <= 1
+    assert saved["n_val_tracks"] == len(_split_tracks(tmp_path, "val"))
+    assert hi - lo > 0.2 and "too few to choose between these settings" in saved["warning"]
+    assert any(line.startswith("warning: the best trial's 95 % interval over "
+                               f"{saved['n_val_tracks']} validation tracks") for line in lines)
+    assert any(f"val_track_accuracy={second['best_value']:.4f} [{lo:.3f}, {hi:.3f}]" in line
+               for line in lines), lines
+    trials = pd.read_csv(out / "trials.csv")
+    assert {"user_attrs_val_track_accuracy_lo", "user_attrs_val_track_accuracy_hi",
+            "user_attrs_val_macro_f1"} <= set(trials.columns)
 
     client = MlflowClient(cfg.tracking.uri)
     parents, children = _runs(cfg)
@@ -99,6 +118,7 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
 
     last = max(parents, key=lambda r: r.info.start_time)
     assert last.data.metrics["n_trials"] == 3
+    assert last.data.metrics["best_value_lo"] == lo and last.data.metrics["best_value_hi"] == hi
     assert last.data.params["best_optimizer"] == second["best_params"]["optimizer"]
     arts = {Path(a.path).name for a in client.list_artifacts(last.info.run_id, "study")}
     assert {"optimization_history.png", "lr_vs_optimizer.png", "trials.csv",

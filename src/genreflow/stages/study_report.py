@@ -5,6 +5,10 @@
 ``optimization_history.png``, ``param_importances.png`` (fANOVA), ``lr_vs_optimizer.png`` and
 ``trials.csv``; a chart that cannot be drawn (importances need two complete trials whose
 settings differ) is replaced by a ``.txt`` note saying why.
+
+Each complete trial carries its validation score's bootstrap 95 % interval over the
+validation tracks and its macro-F1 (:data:`TRIAL_ATTRS`, Optuna user attributes, so
+``trials.csv`` has them as ``user_attrs_*`` columns); the history chart draws the interval.
 """
 
 from __future__ import annotations
@@ -15,7 +19,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from genreflow.models.metrics import WIDE_INTERVAL
 from genreflow.stages.plots import new_figure, save_png
+
+#: what a complete trial records of its training run beside the objective value
+TRIAL_ATTRS = ("val_track_accuracy_lo", "val_track_accuracy_hi", "val_macro_f1")
+
+
+def trial_interval(trial) -> tuple[float, float] | None:
+    """A trial's validation interval ``(lo, hi)``, None if it has none (an older trial)."""
+    attrs = trial.user_attrs
+    if "val_track_accuracy_lo" not in attrs or "val_track_accuracy_hi" not in attrs:
+        return None
+    return float(attrs["val_track_accuracy_lo"]), float(attrs["val_track_accuracy_hi"])
+
+
+def interval_warning(interval: tuple[float, float] | None, n_tracks: int | None,
+                     wide: float = WIDE_INTERVAL) -> str | None:
+    """Why the validation split is too small to choose between settings, or None."""
+    if interval is None or interval[1] - interval[0] <= wide:
+        return None
+    tracks = f"{n_tracks} validation tracks" if n_tracks else "the validation tracks"
+    return (f"the best trial's 95 % interval over {tracks} is [{interval[0]:.3f}, "
+            f"{interval[1]:.3f}] (wider than {wide:g}): too few to choose between these "
+            "settings; trials whose scores fall inside it are not told apart")
+
 
 if TYPE_CHECKING:
     import optuna
@@ -44,6 +72,12 @@ def plot_history(study: optuna.Study, metric: str) -> Figure:
     done = _complete(study)
     xs, ys = [t.number for t in done], [t.value for t in done]
     ax.plot(xs, ys, "o", color="tab:blue", label="complete")
+    spans = [(t.number, t.value, trial_interval(t)) for t in done if trial_interval(t)]
+    if spans:
+        ax.errorbar([x for x, _, _ in spans], [y for _, y, _ in spans],
+                    yerr=[[y - i[0] for _, y, i in spans], [i[1] - y for _, y, i in spans]],
+                    fmt="none", ecolor="tab:blue", alpha=0.4, capsize=3,
+                    label="95 % interval (validation tracks)")
     best, running = [], -math.inf
     for y in ys:
         running = max(running, y)

@@ -7,7 +7,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from genreflow.core.safe_text import scrub
 from genreflow.kinds import get_kind, settings
 from genreflow.kinds.base import Prepared, TrainContext
 from genreflow.models.bundle import Preprocess
+from genreflow.models.metrics import classification_summary, metric_names
 from genreflow.models.splits import SPLITS
 from genreflow.stages.plots import plot_confusion_matrix, plot_learning_curves
 from genreflow.tracking.store import (
@@ -37,7 +38,10 @@ EPOCH_METRICS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "val_loss",
                  "learning_rate": "learning_rate"}
 
 
+# what metrics.json holds for `dvc metrics show` (per-class numbers: per_class.json)
 HEADLINE = ("train_track_accuracy", "val_track_accuracy", "test_track_accuracy",
+            "val_track_accuracy_lo", "val_track_accuracy_hi", "test_track_accuracy_lo",
+            "test_track_accuracy_hi", "val_macro_f1", "test_macro_f1",
             "val_track_loss", "epochs", "best_epoch")
 
 
@@ -58,32 +62,56 @@ class TrainResult:
     metrics: dict[str, float]
     bundle_dir: Path | None
     history: dict[str, list[float]]
+    counts: dict[str, int] = field(default_factory=dict)  # tracks per split
 
 
 # ----------------------------------------------------------------------------- metrics
-def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str]) -> dict:
-    """Track-level accuracy, loss, confusion matrix, per-genre accuracy and report."""
-    k = len(classes)
+def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str], seed: int = 0) -> dict:
+    """Track-level accuracy and macro-F1 with their bootstrap 95 % intervals over the tracks,
+    loss, confusion matrix, per-genre accuracy and the per-class report."""
+    y = np.asarray(y, dtype=int)
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
-    cm = np.zeros((k, k), dtype=int)
-    np.add.at(cm, (y, pred), 1)
+    summary = classification_summary(y, pred, classes, seed=seed)
     eps = 1e-7
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], eps, 1)))) if len(y) else 0.0
-    report = {}
-    for i, name in enumerate(classes):
-        tp, support, predicted = cm[i, i], cm[i].sum(), cm[:, i].sum()
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                        "f1": round(float(f1), 4), "support": int(support)}
+    report = {name: {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+              for name, row in summary["per_class"].items()}
     return {
-        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
+        "accuracy": summary["accuracy"],
+        "accuracy_interval": list(summary["accuracy_interval"]),
+        "macro_f1": summary["macro_f1"],
+        "macro_f1_interval": list(summary["macro_f1_interval"]),
         "loss": loss,
-        "confusion_matrix": cm.tolist(),
+        "confusion_matrix": summary["confusion_matrix"].tolist(),
         "per_genre_accuracy": {n: report[n]["recall"] for n in classes},
         "report": report,
     }
+
+
+def split_metrics(s: str, ev: dict) -> dict[str, float]:
+    """The run's headline numbers of split ``s``: accuracy, its interval, loss, macro-F1."""
+    (lo, hi), (f_lo, f_hi) = ev["accuracy_interval"], ev["macro_f1_interval"]
+    return {f"{s}_track_accuracy": ev["accuracy"], f"{s}_track_accuracy_lo": lo,
+            f"{s}_track_accuracy_hi": hi, f"{s}_track_loss": ev["loss"],
+            f"{s}_macro_f1": ev["macro_f1"], f"{s}_macro_f1_lo": f_lo, f"{s}_macro_f1_hi": f_hi}
+
+
+def class_metrics(s: str, ev: dict) -> dict[str, float]:
+    """Per-class ``{s}_f1_<label>``, ``{s}_precision_<label>``, ``{s}_recall_<label>`` (labels
+    made MLflow-safe by :func:`~genreflow.models.metrics.metric_names`)."""
+    names = metric_names(list(ev["report"]))
+    return {f"{s}_{m}_{names[label]}": float(row[m]) for label, row in ev["report"].items()
+            for m in ("f1", "precision", "recall")}
+
+
+def describe(name: str, metrics: dict[str, float]) -> str:
+    """One log line: each split's accuracy with its interval and macro-F1, then epochs."""
+    parts = [f"{s} accuracy {metrics[f'{s}_track_accuracy']:.3f} "
+             f"[{metrics[f'{s}_track_accuracy_lo']:.3f}, {metrics[f'{s}_track_accuracy_hi']:.3f}]"
+             f" macro-F1 {metrics[f'{s}_macro_f1']:.3f}"
+             for s in SPLITS if f"{s}_macro_f1" in metrics]
+    return (f"{name}: " + "; ".join(parts) + f"; epochs {metrics['epochs']} "
+            f"(best {metrics['best_epoch']}), {metrics['train_seconds']:.4g} s")
 
 
 # ---------------------------------------------------------------------------- training
@@ -166,8 +194,9 @@ def _train(cfg: Config, kind, features_dir: Path, bundle_dir: Path, report_dir: 
     # the logged model's page shows the final numbers and its dataset
     mlflow.log_metrics(metrics, model_id=info.model_id, dataset=dataset)
     mlflow.set_tag("keras_model_uri", info.model_uri)  # what register loads
-    log(f"{kind.name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=fit.history)
+    log(describe(kind.name, metrics))
+    return TrainResult(run_id=run_id, metrics=metrics, bundle_dir=bundle_dir, history=fit.history,
+                       counts=dict(prep.counts))
 
 
 def _log_settings(name: str, mcfg, tcfg: TrainConfig, epochs: int) -> None:
@@ -262,9 +291,10 @@ def _evaluate(prep: Prepared, fit: Fit, evaluate_test: bool) -> tuple[dict[str, 
         probs = prep.track_probs(s)
         evals[s] = evaluate_probs(probs, prep.labels[s].y, prep.classes)
         evals[s]["probs"] = probs
-        metrics[f"{s}_track_accuracy"] = evals[s]["accuracy"]
-        metrics[f"{s}_track_loss"] = evals[s]["loss"]
+        metrics.update(split_metrics(s, evals[s]))
     mlflow.log_metrics(metrics)
+    # per class: on the run only (the logged model's page and run.json keep the headline)
+    mlflow.log_metrics({k: v for s, ev in evals.items() for k, v in class_metrics(s, ev).items()})
     return metrics, evals
 
 
@@ -310,8 +340,12 @@ def _write_outputs(prep: Prepared, pre: Preprocess, history: dict, evals: dict, 
                       "predicted": [classes[i] for i in pred]}).to_csv(
             rdir / f"predictions_{s}.csv", index=False)
     (rdir / "classification_report.json").write_text(json.dumps(
-        {s: {"per_genre_accuracy": ev["per_genre_accuracy"], "report": ev["report"]}
+        {s: {k: ev[k] for k in ("accuracy", "accuracy_interval", "macro_f1", "macro_f1_interval",
+                                "per_genre_accuracy", "report")}
          for s, ev in evals.items()}, indent=1))
+    # per split and class: precision, recall, F1, support (`dvc metrics show <this file>`)
+    (rdir / "per_class.json").write_text(json.dumps(
+        {s: ev["report"] for s, ev in evals.items()}, indent=1))
     # metrics.json: the headline numbers `dvc metrics show` tabulates; run.json: everything
     (rdir / "metrics.json").write_text(json.dumps(
         {**{k: metrics[k] for k in HEADLINE if k in metrics}, "data_source": pre.data_source},

@@ -36,7 +36,12 @@ from genreflow.core.paths import FEATURES_DIR
 from genreflow.core.safe_text import redact, scrub
 from genreflow.kinds import kind_names, settings
 from genreflow.stages import train
-from genreflow.stages.study_report import write_study_report
+from genreflow.stages.study_report import (
+    TRIAL_ATTRS,
+    interval_warning,
+    trial_interval,
+    write_study_report,
+)
 from genreflow.tracking.store import data_digest, git_info, retry_store_setup, setup_mlflow
 
 OBJECTIVE_METRIC = "val_track_accuracy"
@@ -211,14 +216,20 @@ def study_summary(cfg: Config, model: str | None = None,
         "metric": OBJECTIVE_METRIC, "n_trials": len(trials),
         "n_complete": counts[TrialState.COMPLETE], "n_pruned": counts[TrialState.PRUNED],
         "n_failed": counts[TrialState.FAIL], "best_value": None, "best_trial": None,
-        "best_params": {}, "best_run_id": None,
+        "best_params": {}, "best_run_id": None, "best_interval": None, "best_macro_f1": None,
+        "n_val_tracks": None, "warning": None,
         "data_digest": study.user_attrs.get("data_digest"),
         "data_source": study.user_attrs.get("data_source"),
     }
     if counts[TrialState.COMPLETE]:
         best = study.best_trial
+        interval = trial_interval(best)
         out.update(best_value=best.value, best_trial=best.number, best_params=dict(best.params),
-                   best_run_id=best.user_attrs.get("mlflow_run_id"))
+                   best_run_id=best.user_attrs.get("mlflow_run_id"),
+                   best_interval=list(interval) if interval else None,
+                   best_macro_f1=best.user_attrs.get("val_macro_f1"),
+                   n_val_tracks=best.user_attrs.get("n_val_tracks"),
+                   warning=interval_warning(interval, best.user_attrs.get("n_val_tracks")))
     return out
 
 
@@ -259,12 +270,19 @@ def tune(
         summary = _run_study(study, objective, n_trials, timeout, out_dir, log)
     finally:
         optuna.logging.set_verbosity(prev_verbosity)
-    best = (f"best {OBJECTIVE_METRIC}={summary['best_value']:.4f} (trial {summary['best_trial']}"
+    best = (f"best {OBJECTIVE_METRIC}={summary['best_value']:.4f}"
+            f"{_interval_text(summary.get('best_interval'))} (trial {summary['best_trial']}"
             f", {summary['best_params']})" if summary["best_value"] is not None
             else "no complete trial yet")
     log(f"study {study.study_name}: {summary['n_trials']} trial(s) — {summary['n_complete']} "
         f"complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed; {best}")
+    if summary.get("warning"):
+        log(f"warning: {summary['warning']}")
     return summary
+
+
+def _interval_text(interval) -> str:
+    return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
 
 
 def _open_study(cfg: Config, model: str, pruner, space: Mapping[str, Suggester], n_trials: int,
@@ -399,8 +417,17 @@ class Objective:
             self.log(f"{run_name}: failed ({type(exc).__name__}: {scrub(exc, *stores)})")
             raise
         value = float(result.metrics[OBJECTIVE_METRIC])
+        for key in TRIAL_ATTRS:  # the interval and macro-F1 its training run logged
+            if key in result.metrics:
+                trial.set_user_attr(key, float(result.metrics[key]))
+        if "val" in result.counts:
+            trial.set_user_attr("n_val_tracks", int(result.counts["val"]))
         self.book.finish(trial, "complete", result.run_id)
-        self.log(f"{run_name}: {OBJECTIVE_METRIC}={value:.4f}")
+        lo, hi = (result.metrics.get(f"{OBJECTIVE_METRIC}_{e}") for e in ("lo", "hi"))
+        f1 = result.metrics.get("val_macro_f1")
+        self.log(f"{run_name}: {OBJECTIVE_METRIC}={value:.4f}"
+                 + (_interval_text((lo, hi)) if lo is not None and hi is not None else "")
+                 + (f", val macro-F1 {f1:.3f}" if f1 is not None else ""))
         return value
 
 
@@ -410,6 +437,10 @@ def _log_parent(study: optuna.Study, summary: dict[str, Any], out_dir: Path | No
     metrics = {k: float(summary[k]) for k in ("n_trials", "n_complete", "n_pruned", "n_failed")}
     if summary["best_value"] is not None:
         metrics["best_value"] = float(summary["best_value"])
+        if summary.get("best_interval"):
+            metrics["best_value_lo"], metrics["best_value_hi"] = summary["best_interval"]
+        if summary.get("best_macro_f1") is not None:
+            metrics["best_macro_f1"] = float(summary["best_macro_f1"])
         mlflow.log_params({f"best_{k}": v for k, v in summary["best_params"].items()})
         mlflow.set_tag("best_run_id", str(summary["best_run_id"]))
     mlflow.log_metrics(metrics)

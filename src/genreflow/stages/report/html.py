@@ -7,13 +7,17 @@ import os
 from html import escape
 from pathlib import Path
 
+from genreflow.models.metrics import WIDE_INTERVAL
 from genreflow.models.splits import SPLITS
 from genreflow.stages.report.summary import (
     Summary,
     champion_origin,
     champion_row,
+    imbalance,
+    imbalance_text,
     previous_val,
     registered_val,
+    wide_intervals,
 )
 
 CSS = """
@@ -50,6 +54,10 @@ def _acc_cell(value: float | None) -> str:
             f'<div class="bar" style="width:{max(0.0, min(1.0, value)) * 100:.0f}%"></div></td>')
 
 
+def _interval(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 def _banner(summary: Summary) -> str:
     source = summary.data_source
     text = {
@@ -70,7 +78,7 @@ def _models_table(summary: Summary) -> str:
         attrs = f'class="model{" champion" if m.name == star else ""}{" missing" if m.status == "missing" else ""}"'
         attrs += f' data-model="{escape(m.name)}" data-status="{escape(m.status)}"'
         if m.status == "missing":
-            rows.append(f"<tr {attrs}><td>{escape(m.name)}</td><td colspan='7'>missing: no "
+            rows.append(f"<tr {attrs}><td>{escape(m.name)}</td><td colspan='10'>missing: no "
                         f"<code>{escape(str(m.folder / 'metrics.json'))}</code> (run "
                         f"<code>dvc repro train@{escape(m.name)}</code>)</td></tr>")
             continue
@@ -80,16 +88,56 @@ def _models_table(summary: Summary) -> str:
         rows.append(
             f"<tr {attrs}><td><b>{escape(m.name)}</b>{note}</td>"
             + "".join(_acc_cell(m.accuracy(s)) for s in SPLITS)
+            + f'<td class="num val-interval">{_interval(m.interval("val"))}</td>'
+            + "".join(f'<td class="num">{_num(m.macro_f1(s))}</td>' for s in ("val", "test"))
             + f'<td class="num">{_num(mt.get("val_track_loss"))}</td>'
             f'<td class="num">{escape(str(mt.get("epochs", "-")))} '
             f'({escape(str(mt.get("best_epoch", "-")))})</td>'
             f'<td>{escape(str(mt.get("data_source", "?")))}</td>'
             f'<td><code>{escape(str(mt.get("run_id", "-")))[:12]}</code></td></tr>')
-    return (f"<table id='models'><tr><th>model</th>{head}<th class='num'>val loss</th>"
+    wide = wide_intervals(summary)
+    warning = (f"<p class='problem' id='wide-intervals'>Validation split too small to choose "
+               f"between models: the 95 % interval of {escape(', '.join(wide))} is wider than "
+               f"{WIDE_INTERVAL:g}; models whose scores fall inside each other's interval are "
+               "not told apart.</p>" if wide else "")
+    return (f"<table id='models'><tr><th>model</th>{head}<th class='num'>val 95 % interval"
+            "</th><th class='num'>macro-F1 val</th><th class='num'>macro-F1 test</th>"
+            "<th class='num'>val loss</th>"
             "<th class='num'>epochs (best)</th><th>data</th><th>MLflow run</th></tr>"
-            + "".join(rows) + "</table>"
-            "<p>Track accuracy: segment probabilities averaged over each whole clip. "
+            + "".join(rows) + "</table>" + warning +
+            "<p>Track accuracy: segment probabilities averaged over each whole clip; its "
+            "interval is a bootstrap over the split's tracks (95 %). Macro-F1 is the mean of "
+            "the classes' F1, each class counting the same however many tracks it has. "
             "The test split is never used to choose a model.</p>")
+
+
+def _class_tables(summary: Summary) -> str:
+    """Per model: precision, recall, F1 and support per class (test split, else val)."""
+    star = champion_row(summary)
+    parts = []
+    for m in summary.models:
+        found = m.class_table()
+        if found is None:
+            continue
+        split, table = found
+        ratio = imbalance(table)
+        note = ("" if ratio is None or ratio < 1.5 else
+                f"<p class='problem'>Unbalanced ({escape(imbalance_text(ratio))}): accuracy "
+                "leans on the large classes, macro-F1 counts each class the same.</p>")
+        rows = "".join(
+            f"<tr><td>{escape(str(label))}</td><td class='num'>{escape(str(row.get('support')))}"
+            f"</td>" + "".join(f"<td class='num'>{_num(row.get(k))}</td>"
+                                for k in ("precision", "recall", "f1")) + "</tr>"
+            for label, row in table.items())
+        mark = " &#9733; champion" if m.name == star else ""
+        parts.append(
+            f"<h3>{escape(m.name)}{mark}: {split} split, macro-F1 "
+            f"{_num(m.macro_f1(split))}</h3>"
+            f"<table class='per-class' data-model='{escape(m.name)}' data-split='{split}'>"
+            "<tr><th>class</th><th class='num'>support</th><th class='num'>precision</th>"
+            "<th class='num'>recall</th><th class='num'>F1</th></tr>" + rows + "</table>" + note)
+    return "<h2>Per-class metrics</h2>" + ("".join(parts) or "<p>No <code>per_class.json"
+                                           "</code> (runs trained before it existed).</p>")
 
 
 def _dl(items: list[tuple[str, object]]) -> str:
@@ -142,7 +190,11 @@ def _data(summary: Summary) -> str:
     tune = [("study", t.get("study")), ("model", t.get("model")),
             ("trials", f"{t.get('n_complete')} complete, {t.get('n_pruned')} pruned, "
                        f"{t.get('n_failed')} failed" if t else None),
-            (f"best {t.get('metric', 'value')}", _num(t.get("best_value")) if t else None),
+            (f"best {t.get('metric', 'value')}", (_num(t.get("best_value")) + (
+                f" (95 % interval {_interval(t['best_interval'])}, macro-F1 "
+                f"{_num(t.get('best_macro_f1'))})" if t.get("best_interval") else ""))
+             if t else None),
+            ("warning", t.get("warning")),
             ("best parameters", ", ".join(
                 f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                 for k, v in (t.get("best_params") or {}).items()) or None)]
@@ -174,6 +226,7 @@ def render_page(summary: Summary, page_dir: Path) -> str:
             f"<style>{CSS}</style></head><body>"
             f"<h1>genreflow report</h1>{_banner(summary)}{problems}"
             f"<h2>Models: track accuracy per split</h2>{_models_table(summary)}"
+            f"{_class_tables(summary)}"
             f"{_champion(summary)}{_data(summary)}<h2>Figures</h2>{figures or '<p>none</p>'}"
             "<h2>More</h2><p><code>dvc plots show</code> (interactive curves and confusion "
             "matrices, offline), <code>dvc metrics show</code>, <code>mlflow ui "

@@ -2,8 +2,10 @@
 show, collected from the pipeline's outputs.
 
 Reads only files the other stages wrote (``reports/``, ``plots/figures``): each model's
-track accuracy per split, the champion's registration, the data and the split. Any of them
-may be missing; the page and the table then say so instead of failing.
+track accuracy per split with its bootstrap interval, macro-F1 and per-class table, the
+champion's registration, the data and the split. Any of them may be missing (older runs
+wrote no intervals nor ``per_class.json``); the page and the table then say so or show "-"
+instead of failing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genreflow.core.config import RegisterConfig
+from genreflow.models.metrics import WIDE_INTERVAL
 
 MODEL_FIGURES = ("learning_curves.png", "confusion_test.png", "confusion_val.png",
                  "confusion_train.png")
@@ -26,10 +29,32 @@ class ModelRow:
     status: str  # "ok", "missing" or "not in train.models"
     metrics: dict = field(default_factory=dict)
     folder: Path = Path()
+    per_class: dict = field(default_factory=dict)  # per_class.json: {split: {label: {...}}}
+
+    def _number(self, key: str) -> float | None:
+        value = self.metrics.get(key)
+        return float(value) if isinstance(value, int | float) else None
 
     def accuracy(self, split: str) -> float | None:
-        value = self.metrics.get(f"{split}_track_accuracy")
-        return float(value) if isinstance(value, int | float) else None
+        return self._number(f"{split}_track_accuracy")
+
+    def interval(self, split: str) -> tuple[float, float] | None:
+        """The bootstrap 95 % interval of the split's track accuracy, if recorded."""
+        lo, hi = (self._number(f"{split}_track_accuracy_{e}") for e in ("lo", "hi"))
+        return None if lo is None or hi is None else (lo, hi)
+
+    def macro_f1(self, split: str) -> float | None:
+        return self._number(f"{split}_macro_f1")
+
+    def class_table(self) -> tuple[str, dict] | None:
+        """``(split, {label: {precision, recall, f1, support}})``: the test split's, else the
+        validation split's; None without a readable ``per_class.json``."""
+        for split in ("test", "val"):
+            table = self.per_class.get(split)
+            if isinstance(table, dict) and table and all(
+                    isinstance(row, dict) for row in table.values()):
+                return split, table
+        return None
 
 
 @dataclass
@@ -105,7 +130,8 @@ def collect(root: Path, models: list[str], model_name: str = RegisterConfig().mo
             metrics = {**details, **metrics}
         status = "missing" if metrics is None else "ok" if name in models \
             else "not in train.models"
-        rows.append(ModelRow(name, status, metrics or {}, folder))
+        per_class = _read_json(root / folder / "per_class.json", problems) or {}
+        rows.append(ModelRow(name, status, metrics or {}, folder, per_class))
     return Summary(root=root, models=rows,
                    champion=champion_view(_read_json(root / "reports/register.json",
                                                      problems)),
@@ -158,3 +184,25 @@ def registered_val(champ: dict) -> float | None:
 def previous_val(champ: dict) -> float | None:
     """The previous champion's score on the same validation clips (None if there was none)."""
     return (champ.get("champion_val") or {}).get("accuracy")
+
+
+def imbalance(table: dict) -> float | None:
+    """Largest class support over the smallest (None without support, inf if one is 0)."""
+    support = [row.get("support") for row in table.values()]
+    if not support or not all(isinstance(n, int) for n in support):
+        return None
+    return max(support) / min(support) if min(support) else float("inf")
+
+
+def imbalance_text(ratio: float) -> str:
+    """:func:`imbalance`'s ratio in words."""
+    if ratio == float("inf"):
+        return "a class has no track in this split"
+    return f"the largest class has {ratio:.1f}x the smallest's tracks"
+
+
+def wide_intervals(summary: Summary, split: str = "val", wide: float = WIDE_INTERVAL) -> list[str]:
+    """Models whose ``split`` accuracy interval is wider than ``wide``: too few tracks there
+    to choose between them."""
+    return [m.name for m in summary.models
+            if (i := m.interval(split)) is not None and i[1] - i[0] > wide]

@@ -6,14 +6,18 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from genreflow.models.metrics import WIDE_INTERVAL
 from genreflow.models.splits import SPLITS
 from genreflow.stages.report.html import render_page
 from genreflow.stages.report.summary import (
     Summary,
     champion_origin,
     champion_row,
+    imbalance,
+    imbalance_text,
     previous_val,
     registered_val,
+    wide_intervals,
 )
 
 
@@ -21,14 +25,20 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _span(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 def terminal_table(summary: Summary, page: Path | None = None) -> str:
-    """A short plain-text summary: data source, per-model track accuracy, champion."""
+    """A short plain-text summary: data source, per-model track accuracy (the validation
+    interval, macro-F1), champion."""
     source = summary.data_source
     note = {"synthetic": "synthetic data: says nothing about GTZAN", "gtzan": "GTZAN",
             "mixed": f"MIXED data sources {summary.data_sources}: outputs are stale"}
     lines = [f"genreflow report [{source}] ({note.get(source, 'data source unknown')})",
-             "track accuracy (whole clips)",
-             f"{'model':<12}{'train':>7}{'val':>7}{'test':>7}  epochs (best)"]
+             "track accuracy (whole clips); val 95 % interval over its tracks; macro-F1",
+             f"{'model':<12}{'train':>7}{'val':>7}{'test':>7}  {'epochs (best)':<15}"
+             f"{'val interval':<17}{'F1 val':>7}{'test':>7}"]
     star = champion_row(summary)
     for m in summary.models:
         name = m.name + (" *" if m.name == star else "")
@@ -38,8 +48,18 @@ def terminal_table(summary: Summary, page: Path | None = None) -> str:
             continue
         accs = "".join(f"{_fmt(m.accuracy(s)):>7}" for s in SPLITS)
         epochs = f"{m.metrics.get('epochs', '-')} ({m.metrics.get('best_epoch', '-')})"
+        f1 = "".join(f"{_fmt(m.macro_f1(s)):>7}" for s in ("val", "test"))
         extra = "  (not in train.models)" if m.status != "ok" else ""
-        lines.append(f"{name:<12}{accs}  {epochs}{extra}")
+        lines.append(f"{name:<12}{accs}  {epochs:<15}{_span(m.interval('val')):<17}{f1}{extra}")
+        found = m.class_table()
+        ratio = imbalance(found[1]) if found else None
+        if ratio is not None and ratio >= 1.5:
+            lines.append(f"{'':<12}unbalanced {found[0]} split ({imbalance_text(ratio)}): "
+                         "read macro-F1 and per_class.json, not accuracy alone")
+    wide = wide_intervals(summary)
+    if wide:
+        lines.append(f"warning     val interval wider than {WIDE_INTERVAL:g} ({', '.join(wide)}):"
+                     " the validation split is too small to choose between models")
     champ = summary.champion
     if champ:
         lines.append(f"champion    {champ.get('model_name', summary.model_name)} "
@@ -70,6 +90,9 @@ def champion_metrics(summary: Summary) -> dict:
                     else champ.get("version"),
                     summary.metric: registered_val(champ),
                     "test_track_accuracy": champ.get("test_track_accuracy")})
+        row = next((m for m in summary.models if m.name == champion_row(summary)), None)
+        if row is not None and row.macro_f1("test") is not None:
+            out["test_macro_f1"] = row.macro_f1("test")  # its training run's, on features
     return out
 
 
