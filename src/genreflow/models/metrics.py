@@ -22,6 +22,8 @@ import numpy as np
 MAX_CELLS = 1 << 22
 #: an interval wider than this (accuracy or macro-F1, 0..1) cannot choose between models
 WIDE_INTERVAL = 0.2
+#: the bootstrap seed of every interval (train, tune, register): the same hits, the same interval
+SEED = 42
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -80,7 +82,7 @@ def accuracy(cm: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------- bootstrap
-def resample_indices(n: int, n_boot: int, seed: int = 0,
+def resample_indices(n: int, n_boot: int, seed: int = SEED,
                      max_cells: int = MAX_CELLS) -> Iterator[np.ndarray]:
     """The bootstrap index matrix ``(n_boot, n)`` in chunks of rows, each row ``n`` indices
     into ``range(n)`` drawn with replacement. Deterministic for ``(n, n_boot, seed)``; at most
@@ -95,22 +97,39 @@ def resample_indices(n: int, n_boot: int, seed: int = 0,
 
 
 def bootstrap_values(statistic: Callable[[np.ndarray], np.ndarray], n: int,
-                     n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+                     n_boot: int = 2000, seed: int = SEED) -> np.ndarray:
     """``statistic`` of each resample: it maps an index matrix ``(rows, n)`` to ``(rows,)``."""
     return np.concatenate([np.asarray(statistic(idx), dtype=float)
                            for idx in resample_indices(n, n_boot, seed)])
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The central ``level`` share of ``values``: ``(lo, hi)``."""
+    """The central ``level`` share of ``values``: ``(lo, hi)``, each end a value actually
+    drawn (the lower at or below its percentile, the upper at or above): never narrower
+    than the percentiles, and ``lo > 0`` only when that many draws really are above 0."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     tail = (1 - level) / 2
-    lo, hi = np.quantile(np.asarray(values, dtype=float), [tail, 1 - tail])
-    return float(lo), float(hi)
+    values = np.asarray(values, dtype=float)
+    return (float(np.quantile(values, tail, method="lower")),
+            float(np.quantile(values, 1 - tail, method="higher")))
 
 
-def bootstrap_interval(sample, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+def accuracy_interval(hits: int, n: int, n_boot: int = 2000, level: float = 0.95,
+                      seed: int = SEED) -> tuple[float, float]:
+    """The bootstrap interval of an accuracy of ``hits`` out of ``n`` tracks. Resampling
+    tracks, an accuracy depends only on how many hits are drawn, so the count is drawn
+    (binomial): the same distribution as drawing indices, in constant memory, and the same
+    interval for the same ``(hits, n)`` whatever the tracks' order (train, tune and
+    register agree)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = min(max(hits / n, 0.0), 1.0)
+    draws = np.random.default_rng(seed).binomial(n, p, size=n_boot) / n
+    return percentile_interval(draws, level)
+
+
+def bootstrap_interval(sample, n_boot: int = 2000, level: float = 0.95, seed: int = SEED,
                        *, statistic: str = "accuracy",
                        n_classes: int | None = None) -> tuple[float, float]:
     """Percentile bootstrap interval over tracks of ``statistic`` (``accuracy`` or
@@ -134,10 +153,9 @@ def bootstrap_interval(sample, n_boot: int = 2000, level: float = 0.95, seed: in
     if n == 0:
         return 0.0, 1.0
     if statistic == "accuracy":
-        values = bootstrap_values(lambda idx: hits[idx].mean(axis=1), n, n_boot, seed)
-    else:
-        values = bootstrap_values(lambda idx: _macro_f1_batch(_confusions(codes[idx], k)),
-                                  n, n_boot, seed)
+        return accuracy_interval(int(hits.sum()), n, n_boot, level, seed)
+    values = bootstrap_values(lambda idx: _macro_f1_batch(_confusions(codes[idx], k)),
+                              n, n_boot, seed)
     return percentile_interval(values, level)
 
 
@@ -150,7 +168,7 @@ def _confusions(codes: np.ndarray, k: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ summary
 def classification_summary(y, pred, classes: list[str], n_boot: int = 2000,
-                           level: float = 0.95, seed: int = 0) -> dict:
+                           level: float = 0.95, seed: int = SEED) -> dict:
     """Everything above for one split: accuracy and macro-F1 with their intervals, the
     confusion matrix and the per-class table (``{label: {precision, recall, f1, support}}``)."""
     k = len(classes)

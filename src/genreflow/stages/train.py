@@ -20,7 +20,7 @@ from genreflow.core.safe_text import scrub
 from genreflow.kinds import get_kind, settings
 from genreflow.kinds.base import Prepared, TrainContext
 from genreflow.models.bundle import Preprocess
-from genreflow.models.metrics import classification_summary, metric_names
+from genreflow.models.metrics import SEED, classification_summary, metric_names
 from genreflow.models.splits import SPLITS
 from genreflow.stages.plots import plot_confusion_matrix, plot_learning_curves
 from genreflow.tracking.store import (
@@ -66,7 +66,7 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- metrics
-def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str], seed: int = 0) -> dict:
+def evaluate_probs(probs: np.ndarray, y: np.ndarray, classes: list[str], seed: int = SEED) -> dict:
     """Track-level accuracy and macro-F1 with their bootstrap 95 % intervals over the tracks,
     loss, confusion matrix, per-genre accuracy and the per-class report."""
     y = np.asarray(y, dtype=int)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
+from genreflow.models.metrics import WIDE_INTERVAL
 from genreflow.stages.register.champion import Champion, current_champion, recorded_champion
 from genreflow.stages.register.interval import Interval, Resampling, paired_gain, unpaired_gain
 from genreflow.stages.register.score import Score
@@ -32,8 +33,9 @@ Log = Callable[[str], None]
 #: Below this many validation tracks one track moves accuracy by more than 3 points and a
 #: bootstrap interval is itself rough: too few to choose between models.
 MIN_TRACKS = 30
-#: A gain's interval wider than this cannot tell apart models 20 points of accuracy apart.
-MAX_WIDTH = 0.2
+#: A gain's interval wider than this cannot tell apart models 20 points of accuracy apart
+#: (the same limit train, tune and the report warn at).
+MAX_WIDTH = WIDE_INTERVAL
 
 # which rule decided (``basis``)
 NO_CHAMPION = "no champion"

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genreflow.models import metrics
+from genreflow.models.metrics import SEED, percentile_interval
+
 
 @dataclass(frozen=True)
 class Resampling:
@@ -23,18 +26,14 @@ class Resampling:
 
     resamples: int = 2000
     confidence: float = 0.95
-    seed: int = 42
+    seed: int = SEED
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 
     def bounds(self, draws: np.ndarray) -> tuple[float, float]:
-        """The percentile interval of ``draws``, each end a value actually drawn (the lower
-        one at or below its percentile, the upper one at or above): never narrower than
-        the percentiles, and ``lo > 0`` only when that many draws really are above 0."""
-        tail = (1 - self.confidence) / 2
-        return (float(np.quantile(draws, tail, method="lower")),
-                float(np.quantile(draws, 1 - tail, method="higher")))
+        """The percentile interval of ``draws`` (:func:`genreflow.models.metrics.percentile_interval`)."""
+        return percentile_interval(draws, self.confidence)
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,11 @@ class Interval:
 
 
 def accuracy_interval(hits: int, n: int, res: Resampling) -> tuple[float, float]:
-    """The bootstrap interval of an accuracy of ``hits`` out of ``n`` tracks."""
+    """The bootstrap interval of an accuracy of ``hits`` out of ``n`` tracks, drawn as
+    training draws it (:func:`genreflow.models.metrics.accuracy_interval`)."""
     if n <= 0:
         return 0.0, 0.0
-    p = min(max(hits / n, 0.0), 1.0)
-    return res.bounds(res.rng().binomial(n, p, size=res.resamples) / n)
+    return metrics.accuracy_interval(hits, n, res.resamples, res.confidence, res.seed)
 
 
 def paired_gain(candidate: Sequence[bool], champion: Sequence[bool], res: Resampling) -> Interval:
