@@ -107,7 +107,8 @@ def test_tune_with_storage_from_the_environment_leaves_no_secret(tiny_project, t
     import optuna
     from mlflow.tracking import MlflowClient
 
-    from genreflow.stages.tune import study_name, tune
+    from genreflow.stages.study import study_name
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
     cfg.tune = replace(cfg.tune, storage=TuneConfig.storage, max_epochs=1)  # the default
@@ -140,7 +141,7 @@ def test_tune_with_storage_from_the_environment_leaves_no_secret(tiny_project, t
                                  "nosuchdialect://me:p@ss@w0rd@db/optuna",
                                  "postgresql://me@db:notaport/optuna?password=p@ss@w0rd"])
 def test_a_storage_that_cannot_be_opened_is_named_without_its_password(url, monkeypatch):
-    from genreflow.stages.tune import _storage
+    from genreflow.stages.study import _storage
 
     monkeypatch.setenv(TUNE_STORAGE_ENV, url)
     with pytest.raises(ConfigError) as exc:

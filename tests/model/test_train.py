@@ -14,7 +14,8 @@ from mlflow import MlflowClient
 from conftest import prepare_features
 from genreflow.core.errors import GenreflowError
 from genreflow.serving.predictor import GenrePredictor
-from genreflow.stages.train import evaluate_probs, train_model
+from genreflow.stages.evaluate import evaluate_probs
+from genreflow.stages.train import train_model
 from tests_helpers import all_settings  # noqa: E402
 
 quiet = lambda m: None  # noqa: E731

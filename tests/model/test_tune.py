@@ -35,7 +35,7 @@ def _split_tracks(root: Path, split: str) -> pd.DataFrame:
 
 
 def _study(cfg):
-    from genreflow.stages.tune import study_name
+    from genreflow.stages.study import study_name
 
     return optuna.load_study(study_name=study_name(cfg), storage=cfg.tune.storage)
 
@@ -46,7 +46,8 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
 
     from mlflow.tracking import MlflowClient
 
-    from genreflow.stages.tune import study_summary, tune
+    from genreflow.stages.study import study_summary
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
     scratch = tmp_path / "scratch"
@@ -59,7 +60,7 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
     second = tune(cfg, feat_dir, n_trials=1, out_dir=out, log=lines.append)
     # every trial's model and report folders are gone once MLflow has them
     assert not [p.name for p in scratch.iterdir() if p.name.startswith("genreflow")]
-    from genreflow.stages.tune import study_name
+    from genreflow.stages.study import study_name
 
     name = study_name(cfg)
     assert second["study"] == first["study"] == name and name.startswith("test-study-segcnn-")
@@ -128,7 +129,8 @@ def test_study_resumes_and_tracks_parent_and_nested_runs(tiny_project, tmp_path:
 
 
 def test_pruned_and_failed_trials_are_recorded(tiny_project):
-    from genreflow.stages.tune import SEARCH_SPACE, tune
+    from genreflow.stages.study import SEARCH_SPACE
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
     # every report is below 1.1: pruned at the first epoch
@@ -195,7 +197,8 @@ def test_trial_of_a_killed_process_is_failed_on_resume(tiny_project):
 
     from mlflow.tracking import MlflowClient
 
-    from genreflow.stages.tune import load_study, tune
+    from genreflow.stages.study import load_study
+    from genreflow.stages.tune import tune
     from genreflow.tracking.store import setup_mlflow
 
     cfg, feat_dir = tiny_project
@@ -252,7 +255,7 @@ def test_study_is_per_fixed_training_settings(tiny_project):
     study; the searched values (optimizer, learning rate) do not change it."""
     from dataclasses import replace
 
-    from genreflow.stages.tune import study_name
+    from genreflow.stages.study import study_name
 
     cfg, _ = tiny_project
     name = study_name(cfg)
@@ -268,7 +271,8 @@ def test_a_worker_joining_while_another_labels_the_study_still_runs(tiny_project
     """Another worker created the study and had written only its first label when this one
     loaded it (the window two workers started together can hit): the missing labels are
     filled in, rather than a KeyError on 'data_digest'."""
-    from genreflow.stages.tune import study_name, tune
+    from genreflow.stages.study import study_name
+    from genreflow.stages.tune import tune
 
     cfg, feat_dir = tiny_project
     other = optuna.create_study(study_name=study_name(cfg), storage=cfg.tune.storage,

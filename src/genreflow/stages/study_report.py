@@ -1,6 +1,6 @@
 """The charts and table of an Optuna study: written by ``genreflow tune`` beside the study.
 
-``metric`` names the study's objective (the y axis; :data:`genreflow.stages.tune.OBJECTIVE_METRIC`).
+``metric`` names the study's objective (the y axis; :data:`genreflow.stages.study.OBJECTIVE_METRIC`).
 
 ``optimization_history.png``, ``param_importances.png`` (fANOVA), ``lr_vs_optimizer.png`` and
 ``trials.csv``; a chart that cannot be drawn (importances need two complete trials whose
