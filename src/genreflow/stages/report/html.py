@@ -15,8 +15,10 @@ from genreflow.stages.report.summary import (
     champion_row,
     imbalance,
     imbalance_text,
+    interval_text,
     previous_val,
     registered_val,
+    source_note,
     wide_intervals,
 )
 
@@ -54,19 +56,9 @@ def _acc_cell(value: float | None) -> str:
             f'<div class="bar" style="width:{max(0.0, min(1.0, value)) * 100:.0f}%"></div></td>')
 
 
-def _interval(interval: tuple[float, float] | None) -> str:
-    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
 def _banner(summary: Summary) -> str:
     source = summary.data_source
-    text = {
-        "synthetic": "[synthetic] data: generated audio, not GTZAN. These numbers say nothing "
-                     "about music-genre classification.",
-        "gtzan": "[gtzan] data: the real GTZAN clips.",
-        "mixed": f"MIXED data sources {summary.data_sources}: some outputs come from other "
-                 "data. Run `dvc repro` before trusting this page.",
-    }.get(source, "data source unknown: no stage output names one.")
+    text = f"[{source}] {source_note(summary)}."
     return f'<p class="source source-{escape(source)}" id="data-source">{escape(text)}</p>'
 
 
@@ -88,7 +80,7 @@ def _models_table(summary: Summary) -> str:
         rows.append(
             f"<tr {attrs}><td><b>{escape(m.name)}</b>{note}</td>"
             + "".join(_acc_cell(m.accuracy(s)) for s in SPLITS)
-            + f'<td class="num val-interval">{_interval(m.interval("val"))}</td>'
+            + f'<td class="num val-interval">{interval_text(m.interval("val"))}</td>'
             + "".join(f'<td class="num">{_num(m.macro_f1(s))}</td>' for s in ("val", "test"))
             + f'<td class="num">{_num(mt.get("val_track_loss"))}</td>'
             f'<td class="num">{escape(str(mt.get("epochs", "-")))} '
@@ -191,7 +183,7 @@ def _data(summary: Summary) -> str:
             ("trials", f"{t.get('n_complete')} complete, {t.get('n_pruned')} pruned, "
                        f"{t.get('n_failed')} failed" if t else None),
             (f"best {t.get('metric', 'value')}", (_num(t.get("best_value")) + (
-                f" (95 % interval {_interval(t['best_interval'])}, macro-F1 "
+                f" (95 % interval {interval_text(t['best_interval'])}, macro-F1 "
                 f"{_num(t.get('best_macro_f1'))})" if t.get("best_interval") else ""))
              if t else None),
             ("warning", t.get("warning")),

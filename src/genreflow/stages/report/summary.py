@@ -141,6 +141,29 @@ def collect(root: Path, models: list[str], model_name: str = RegisterConfig().mo
                    model_name=model_name, metric=metric, problems=problems)
 
 
+#: what each data source is, in the report's header (terminal and page)
+SOURCE_NOTES = {
+    "synthetic": "synthetic data: generated audio, not GTZAN; says nothing about "
+                 "music-genre classification",
+    "gtzan": "GTZAN: the real clips",
+    "folder": "your collection: label folders",
+    "manifest": "your collection: a manifest of labelled files",
+}
+
+
+def source_note(summary: Summary) -> str:
+    """The header's words for the summary's data source."""
+    if summary.data_source == "mixed":
+        return (f"MIXED data sources {summary.data_sources}: some outputs come from other "
+                "data; run `dvc repro` before trusting them")
+    return SOURCE_NOTES.get(summary.data_source, "data source unknown: no stage output names one")
+
+
+def interval_text(interval: tuple[float, float] | None) -> str:
+    """``[lo, hi]`` to three places, or ``-``."""
+    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 def champion_view(registered: dict | None) -> dict | None:
     """``register.json`` as the holder of ``@champion`` after it: when the last registration
     made a challenger, the champion it did not beat (with why the challenger lost)."""

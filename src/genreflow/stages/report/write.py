@@ -15,8 +15,10 @@ from genreflow.stages.report.summary import (
     champion_row,
     imbalance,
     imbalance_text,
+    interval_text,
     previous_val,
     registered_val,
+    source_note,
     wide_intervals,
 )
 
@@ -25,17 +27,10 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _span(interval: tuple[float, float] | None) -> str:
-    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
 def terminal_table(summary: Summary, page: Path | None = None) -> str:
     """A short plain-text summary: data source, per-model track accuracy (the validation
     interval, macro-F1), champion."""
-    source = summary.data_source
-    note = {"synthetic": "synthetic data: says nothing about GTZAN", "gtzan": "GTZAN",
-            "mixed": f"MIXED data sources {summary.data_sources}: outputs are stale"}
-    lines = [f"genreflow report [{source}] ({note.get(source, 'data source unknown')})",
+    lines = [f"genreflow report [{summary.data_source}] ({source_note(summary)})",
              "track accuracy (whole clips); val 95 % interval over its tracks; macro-F1",
              f"{'model':<12}{'train':>7}{'val':>7}{'test':>7}  {'epochs (best)':<15}"
              f"{'val interval':<17}{'F1 val':>7}{'test':>7}"]
@@ -50,7 +45,7 @@ def terminal_table(summary: Summary, page: Path | None = None) -> str:
         epochs = f"{m.metrics.get('epochs', '-')} ({m.metrics.get('best_epoch', '-')})"
         f1 = "".join(f"{_fmt(m.macro_f1(s)):>7}" for s in ("val", "test"))
         extra = "  (not in train.models)" if m.status != "ok" else ""
-        lines.append(f"{name:<12}{accs}  {epochs:<15}{_span(m.interval('val')):<17}{f1}{extra}")
+        lines.append(f"{name:<12}{accs}  {epochs:<15}{interval_text(m.interval('val')):<17}{f1}{extra}")
         found = m.class_table()
         ratio = imbalance(found[1]) if found else None
         if ratio is not None and ratio >= 1.5:
