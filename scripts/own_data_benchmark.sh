@@ -28,7 +28,7 @@ ratios=$("$venv/python" "$here/scripts/gtzan_as_library.py" "$gtzan" "$work/libr
     --genres blues classical jazz rock | tee -a "$summary" | sed -n 's/^split.ratios reproducing it: //p')
 
 flow() {  # flow NAME SOURCE METHOD RATIOS
-    local name=$1 source=$2 method=$3 ratios=$4 clone="$work/$1"
+    local name=$1 source=$2 method=$3 ratios=$4 clone="$work/run-$1"
     rm -rf "$clone"
     git clone -q "$here" "$clone" && cd "$clone" || return 2
     PYTHONPATH="$clone/src" "$venv/python" - "$method" "$ratios" "$models" "$genres" "$name" <<'PY'
