@@ -22,6 +22,8 @@ import numpy as np
 MAX_CELLS = 1 << 22
 #: an interval wider than this (accuracy or macro-F1, 0..1) cannot choose between models
 WIDE_INTERVAL = 0.2
+#: classes this many times the smallest one's tracks: accuracy alone misleads
+UNBALANCED = 1.5
 #: the bootstrap seed of every interval (train, tune, register): the same hits, the same interval
 SEED = 42
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from genreflow.core.config import DataConfig, SplitConfig
 from genreflow.core.labels import resolve_labels
+from genreflow.models.metrics import UNBALANCED
 from genreflow.models.splits import SPLITS
 from genreflow.stages.plots import plot_class_counts
 from genreflow.stages.split_methods import (
@@ -118,8 +119,9 @@ def report_balance(out: pd.DataFrame, genres: list[str], log: Callable[[str], No
         per = summary["per_label"]
         log(f"class imbalance: {summary['imbalance']}x between the largest and smallest training "
             f"label ({summary['largest']}: {per[summary['largest']]['train']}, "
-            f"{summary['smallest']}: {per[summary['smallest']]['train']}); accuracy alone "
-            "misleads here: read the per-class scores")
+            f"{summary['smallest']}: {per[summary['smallest']]['train']})"
+            + ("; accuracy alone misleads here: read the per-class scores"
+               if summary["imbalance"] >= UNBALANCED else ""))
     few = [g for g in genres if 0 < summary["per_label"][g]["val"] < MIN_VAL_CLIPS]
     if few:
         log(f"warning: {len(few)} label(s) have fewer than {MIN_VAL_CLIPS} validation clips "

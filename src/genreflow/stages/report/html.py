@@ -7,7 +7,7 @@ import os
 from html import escape
 from pathlib import Path
 
-from genreflow.models.metrics import WIDE_INTERVAL
+from genreflow.models.metrics import UNBALANCED, WIDE_INTERVAL
 from genreflow.models.splits import SPLITS
 from genreflow.stages.report.summary import (
     Summary,
@@ -113,7 +113,7 @@ def _class_tables(summary: Summary) -> str:
             continue
         split, table = found
         ratio = imbalance(table)
-        note = ("" if ratio is None or ratio < 1.5 else
+        note = ("" if ratio is None or ratio < UNBALANCED else
                 f"<p class='problem'>Unbalanced ({escape(imbalance_text(ratio))}): accuracy "
                 "leans on the large classes, macro-F1 counts each class the same.</p>")
         rows = "".join(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from genreflow.models.metrics import WIDE_INTERVAL
+from genreflow.models.metrics import UNBALANCED, WIDE_INTERVAL
 from genreflow.models.splits import SPLITS
 from genreflow.stages.report.html import render_page
 from genreflow.stages.report.summary import (
@@ -48,7 +48,7 @@ def terminal_table(summary: Summary, page: Path | None = None) -> str:
         lines.append(f"{name:<12}{accs}  {epochs:<15}{interval_text(m.interval('val')):<17}{f1}{extra}")
         found = m.class_table()
         ratio = imbalance(found[1]) if found else None
-        if ratio is not None and ratio >= 1.5:
+        if ratio is not None and ratio >= UNBALANCED:
             lines.append(f"{'':<12}unbalanced {found[0]} split ({imbalance_text(ratio)}): "
                          "read macro-F1 and per_class.json, not accuracy alone")
     wide = wide_intervals(summary)
