@@ -2,7 +2,8 @@
 # The release check: the README's quickstart on a fresh clone, as a new user runs it.
 #   1. `make repro` (synthetic data),
 #   2. `GTZAN_DIR=... make repro` with the fault-filtered split of four complete genres,
-#   3. `GTZAN_DIR=... make repro` with params.yaml's default split.
+#   3. `GTZAN_DIR=... make repro` with params.yaml's default split;
+#   4. `make test-all` (the slow tests too).
 # Each must exit 0 with `@champion` the run `reports/register.json` names; the summary gives the
 # champion's kind and its test accuracy per flow. A benchmark (over an hour on 2 cores), never a test.
 #
@@ -55,4 +56,10 @@ set_split fault_filtered '["blues", "classical", "jazz", "rock"]'
 flow gtzan-fault-filtered GTZAN_DIR="$gtzan" || exit 1
 cp "$work/params.default.yaml" params.yaml
 flow gtzan-default-split GTZAN_DIR="$gtzan" || exit 1
-echo "all flows passed" | tee -a "$summary"
+t0=$SECONDS
+make test-all >"$work/test-all.log" 2>&1
+rc=$?
+echo "make test-all: exit $rc in $(( (SECONDS - t0) / 60 )) min; $(tail -1 "$work/test-all.log")" \
+    | tee -a "$summary"
+[ "$rc" -eq 0 ] || exit 1
+echo "all flows and the whole test suite passed" | tee -a "$summary"

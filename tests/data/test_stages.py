@@ -169,7 +169,8 @@ def test_mp3_copies_are_made_for_training_clips_only_aligned_and_repeatable(data
 
     manifest = make_split(_report(dataset), SplitConfig(ratios=[0.6, 0.2, 0.2]),
                           DataConfig(dir=str(dataset)), log=quiet)
-    cfg = FeaturesConfig(clip_seconds=2.0, segment_seconds=0.5, n_mels=16, n_fft=512, workers=2,
+    # one worker: in this process (worker start-up would cost more than these few clips)
+    cfg = FeaturesConfig(clip_seconds=2.0, segment_seconds=0.5, n_mels=16, n_fft=512, workers=1,
                          mp3_copies=True)
     feats, classes, failed = compute_features(manifest, cfg, log=quiet)
     train = feats["train"]

@@ -5,7 +5,9 @@ defined outside genreflow (``tests/plugins/toykind.py``, named in ``train.plugin
 module plus its params section, no other file of genreflow), a tiny project where that
 kind is the only one trained goes ``embed`` -> ``train`` -> ``tune --model KIND`` (one short
 trial) -> ``register`` (it must become ``@champion``) -> ``predict`` through
-``models:/<name>@champion`` -> one request to ``genreflow serve``. Each step is its own
+``models:/<name>@champion`` -> one request to ``genreflow serve``. The project renames the
+registered model (``register.model_name``): ``predict`` and ``serve`` without a model find
+its champion from ``params.yaml``. Each step is its own
 ``genreflow`` process, as under ``dvc repro``: a step that only works because an earlier one
 imported something in the same interpreter (a kind's Keras layers) fails here.
 """
@@ -55,10 +57,11 @@ def _env() -> dict:
     return env
 
 
-def _genreflow(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _genreflow(project: Path, *args: str, timeout: float = 600, code: int = 0
+               ) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(BIN / "genreflow"), *args], cwd=project, env=_env(),
                           capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, (f"genreflow {' '.join(args)} exited {proc.returncode}:\n"
+    assert proc.returncode == code, (f"genreflow {' '.join(args)} exited {proc.returncode}:\n"
                                   f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
     noise = [line for line in proc.stderr.splitlines() if TF_STARTUP.search(line)]
@@ -85,6 +88,7 @@ def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
         "features": {"workers": 2},  # the stages' worker processes start quietly too
         "train": {"models": [kind], "max_epochs": 2, "patience": 2, "batch_size": 8,
                   **SMALL_KINDS, **(PLUGIN_PARAMS if kind == PLUGIN else {})},
+        "register": {"model_name": f"matrix-{kind}"},
         "tune": {"model": kind, "n_trials": 1, "max_epochs": 1,
                  "storage": f"sqlite:///{project / 'optuna.db'}"},
         "tracking": {"uri": f"sqlite:///{project / 'mlflow.db'}",
@@ -95,9 +99,10 @@ def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
     return project
 
 
-def _serve_one(project: Path, model_uri: str, clip: Path) -> dict:
+def _serve_one(project: Path, clip: Path) -> dict:
+    """``genreflow serve`` with no model: the champion of params.yaml's model name."""
     port = free_port()
-    cmd = [str(BIN / "genreflow"), "serve", model_uri, "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(BIN / "genreflow"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with running_server(cmd, port, project / "serve.log", cwd=project, env=_env()) as base:
         r = requests.post(f"{base}/invocations", json=audio_request(clip), timeout=60)
     assert r.status_code == 200, r.text[:500]
@@ -119,12 +124,15 @@ def test_every_kind_goes_from_training_to_a_served_champion(kind, tiny_data, tin
     _genreflow(project, "register")
     decision = json.loads((project / "reports" / "register.json").read_text())
     assert (decision["alias"], decision["model_kind"]) == ("champion", kind), decision
-    champion = RegisterConfig().champion_uri
 
     clip = next(Path(tiny_data).glob("blues/*"))
-    predicted = _json_out(_genreflow(project, "predict", "--model", champion, "--json",
-                                     str(clip)))
+    predicted = _json_out(_genreflow(project, "predict", "--json", str(clip)))
     assert predicted[0]["genre"] in TINY_GENRES, predicted
-    served = _serve_one(project, champion, clip)
+    served = _serve_one(project, clip)
     assert served["genre"] == predicted[0]["genre"], (served, predicted)
     assert served["probability"] == pytest.approx(predicted[0]["probability"], abs=1e-4)
+    if kind == PLUGIN:  # once: params that do not rename the model look for the built-in name
+        (project / "unnamed.yaml").write_text(yaml.safe_dump({"tracking": yaml.safe_load(
+            (project / "params.yaml").read_text())["tracking"]}))
+        unnamed = _genreflow(project, "predict", "--params", "unnamed.yaml", str(clip), code=1)
+        assert f"cannot load model {RegisterConfig().champion_uri!r}" in unnamed.stderr

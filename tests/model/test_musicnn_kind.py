@@ -114,6 +114,7 @@ def test_band_limited_copies_of_training_clips_are_embedded_cached_and_trained_o
     assert spectrum[5000] < 1e-3 * spectrum[1000]  # 5 kHz is gone at 7.2 kHz, 1 kHz stays
 
 
+@pytest.mark.slow  # fine-tuning the musicnn base: `make test-all`
 def test_a_fine_tuned_base_embeds_no_narrow_view_and_trains_from_audio(tiny_project, tmp_path):
     """The narrow-band view feeds only the routed (frozen) top: fine-tuning skips its pass."""
     cfg, feat_dir = tiny_project

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 import soundfile as sf
-import yaml
 
 from conftest import TINY_GENRES, write_tone
-from genreflow.core.config import RegisterConfig
 from genreflow.core.errors import GenreflowError
 from genreflow.serving.predict import predict_files
-from genreflow.stages.register import register_best
 from genreflow.stages.train import train_model
-from tests_helpers import audio_request, free_port, running_server
 
 
 def _try_mp3(path: Path, seconds: float = 3.0, sr: int = 22050) -> Path | None:
@@ -38,10 +29,9 @@ def test_predict_files_bundle_and_registry(tiny_project, tmp_path):
     import mlflow
     from mlflow import MlflowClient
 
-    from genreflow.serving.predict import format_table, predict_files
+    from genreflow.serving.predict import format_table
     from genreflow.serving.predictor import GenrePredictor
     from genreflow.serving.pyfunc import log_audio_model
-    from genreflow.stages.train import train_model
     from genreflow.tracking.store import setup_mlflow
 
     cfg, feat_dir = tiny_project
@@ -116,42 +106,3 @@ def test_format_table_shapes():
     assert lines[2].index("rock") == lines[0].index("#2")
     assert lines[-1].startswith("b.wav") and "error: b.wav: not a readable" in lines[-1]
     assert format_table([]) == "(no files)"
-
-
-def test_predict_and_serve_find_the_champion_of_the_model_params_names(tiny_project, tmp_path):
-    """register.model_name is the one name: renamed in params.yaml, the model is registered
-    under it, and `genreflow predict` and `genreflow serve` without a model find its champion;
-    params that do not rename it look for the built-in name, and say so."""
-    cfg, feat_dir = tiny_project
-    train_model(cfg, "segcnn", feat_dir, log=lambda m: None)
-    cfg.register = replace(cfg.register, model_name="my-genres")
-    assert register_best(cfg, tmp_path / "split.csv", log=lambda m: None).alias == "champion"
-    tracking = {"uri": cfg.tracking.uri, "artifact_root": cfg.tracking.artifact_root}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"register": {"model_name": "my-genres"}, "tracking": tracking}))
-    (tmp_path / "unnamed.yaml").write_text(yaml.safe_dump({"tracking": tracking}))
-    song = write_tone(tmp_path / "in" / "song.wav", seconds=3.0)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    cli = [sys.executable, "-m", "genreflow.cli"]
-
-    def predict(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*cli, "predict", str(song), "--json", *args], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=600)
-
-    found = predict()
-    assert found.returncode == 0, found.stderr[-2000:]
-    (row,) = json.loads(found.stdout)
-    expected = predict_files([song], model_uri="models:/my-genres@champion")[0]
-    assert row["probabilities"] == pytest.approx(expected["probabilities"], abs=1e-5)
-    unnamed = predict("--params", "unnamed.yaml")
-    assert unnamed.returncode == 1
-    assert f"cannot load model {RegisterConfig().champion_uri!r}" in unnamed.stderr
-
-    port = free_port()
-    with running_server([*cli, "serve", "--port", str(port)], port, tmp_path / "serve.log",
-                        cwd=tmp_path, env=env) as base:
-        r = requests.post(f"{base}/invocations", json=audio_request(song), timeout=60)
-    assert r.status_code == 200, r.text[:500]
-    served = r.json()["predictions"][0]
-    assert served["genre"] == row["genre"]
-    assert served["probability"] == pytest.approx(row["probability"], abs=1e-4)

@@ -360,28 +360,6 @@ def test_ranked_runs_best_first_on_this_data_and_split_only(tiny_project):
         ranked_runs(cfg.register.metric, "d1", "s1", ["nobody-trained-here"])
 
 
-def test_register_in_a_fresh_process_loads_every_kind(tiny_project, tmp_path):
-    """The `register` stage runs in its own process: models with genreflow's custom layers
-    (segcnn's SpecAugment) must load there too, not only after training in the same one."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    cfg, feat_dir = tiny_project
-    train_model(cfg, "segcnn", feat_dir, log=quiet)
-    tests = Path(__file__).resolve().parents[1]
-    code = (f"import sys; sys.path.insert(0, {str(tests)!r})\n"
-            "from pathlib import Path\nfrom conftest import tiny_config\n"
-            "from genreflow.stages.register import register_best\n"
-            f"cfg = tiny_config(Path({str(tmp_path)!r}), Path({str(cfg.data.dir)!r}))\n"
-            f"print(register_best(cfg, {str(tmp_path / 'split.csv')!r}, log=print).alias)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "champion"
-
-
-# ------------------------------------------------------------------- the steps, one by one
 def _registry(cfg, tmp_path, versions: list[dict], champion: int | None = None):
     """A registry in tmp_path with one version per tag set (a folder as each one's model)."""
     from genreflow.tracking.store import setup_mlflow

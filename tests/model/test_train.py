@@ -21,7 +21,11 @@ from tests_helpers import all_settings  # noqa: E402
 quiet = lambda m: None  # noqa: E731
 
 
-@pytest.mark.parametrize("model", ["cnn", "inception", "segcnn"])
+# inception's tracking is the same code path as cnn's; its own training runs in the kind
+# matrix (tests/model/test_kind_matrix.py) on every run of the suite, its details here in
+# `make test-all` (the InceptionV3 base is the costliest of the kinds on CPU)
+@pytest.mark.parametrize("model", ["cnn", pytest.param("inception", marks=pytest.mark.slow),
+                                   "segcnn"])
 def test_model_trains_and_is_fully_tracked(tiny_project, tmp_path: Path, model: str):
     cfg, feat_dir = tiny_project
     res = train_model(cfg, model, feat_dir, bundle_dir=tmp_path / "bundle",
@@ -170,6 +174,7 @@ def test_inception_imagenet_offline_says_how_to_supply(tiny_project, monkeypatch
         train_model(cfg, "inception", feat_dir, log=quiet)
 
 
+@pytest.mark.slow  # InceptionV3 on CPU: `make test-all` (see above)
 def test_inception_local_weights_file(tiny_project, tmp_path):
     import keras
 
@@ -345,6 +350,7 @@ def test_whole_clip_cnn_trains_on_band_limited_clips(tiny_project):
     assert run.info.status == "FINISHED" and run.data.params["model.band_limit"] == "0.5"
 
 
+@pytest.mark.slow  # InceptionV3 on CPU: `make test-all` (see above)
 def test_inception_trains_on_extra_low_passed_copies(tiny_project):
     from genreflow.kinds import settings
     from genreflow.kinds.base import TrainContext
@@ -365,6 +371,7 @@ def test_inception_trains_on_extra_low_passed_copies(tiny_project):
     assert res.metrics["epochs"] == 1
 
 
+@pytest.mark.slow  # InceptionV3 on CPU: `make test-all` (see above)
 def test_inception_narrow_band_clips_are_read_by_their_own_top(tiny_project, tmp_path):
     """An 8 kHz recording goes to the narrow-band top, a full-band clip to the other, in the
     saved servable; the flag layer and its numpy twin agree."""
