@@ -2,7 +2,7 @@
 
 ``metric`` names the study's objective (the y axis; :data:`genreflow.stages.study.OBJECTIVE_METRIC`).
 
-``optimization_history.png``, ``param_importances.png`` (fANOVA), ``lr_vs_optimizer.png`` and
+``optimization_history.png``, ``param_importances.png`` (PED-ANOVA), ``lr_vs_optimizer.png`` and
 ``trials.csv``; a chart that cannot be drawn (importances need two complete trials whose
 settings differ) is replaced by a ``.txt`` note saying why.
 
@@ -98,7 +98,8 @@ def plot_history(study: optuna.Study, metric: str) -> Figure:
 
 
 def plot_importances(study: optuna.Study, metric: str) -> Figure:
-    """Hyper-parameter importances (Optuna's default fANOVA evaluator); raises if not computable."""
+    """Hyper-parameter importances by PED-ANOVA (named, not Optuna's default, which changed
+    from fANOVA in Optuna 5); raises if not computable."""
     # deferred: Optuna import (see docs/benchmarks.md, Import cost)
     import optuna
 
@@ -107,14 +108,15 @@ def plot_importances(study: optuna.Study, metric: str) -> Figure:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Parameter importances will be equal",
                                 category=UserWarning)
-        imp = optuna.importance.get_param_importances(study)
+        imp = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
     if not imp:
         raise ValueError("no parameter varies across the complete trials")
     names = list(imp)[::-1]
     fig = new_figure(6, 1.2 + 0.5 * len(names))
     ax = fig.add_subplot()
     ax.barh(names, [imp[n] for n in names], color="tab:blue")
-    ax.set(xlabel="importance (fANOVA)", xlim=(0, 1),
+    ax.set(xlabel="importance (PED-ANOVA)", xlim=(0, 1),
            title=f"Hyper-parameter importance on {metric} {_source(study)}")
     return fig
 
