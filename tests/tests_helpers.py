@@ -133,6 +133,29 @@ def merge_params(base: dict, over: dict) -> dict:
     return out
 
 
+def pipeline_copy(tmp: Path, over: dict) -> Path:
+    """``tmp/repo``: a copy of the pipeline (dvc.yaml, .dvcignore, pyproject.toml, src/) with
+    the repository's params.yaml merged with ``over``, a git and DVC repository of its own."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    repo = tmp / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml"):
+        shutil.copy(root / name, repo / name)
+    shutil.copytree(root / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    params = merge_params(yaml.safe_load((root / "params.yaml").read_text()), over)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False,
+                                                     allow_unicode=True))
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=repo, check=True, capture_output=True, timeout=120)
+    return repo
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     import socket

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests_helpers import SMALL_KINDS, TINY_PIPELINE, merge_params
+from tests_helpers import SMALL_KINDS, TINY_PIPELINE, merge_params, pipeline_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,15 +32,8 @@ def _run(args: list[str], cwd: Path) -> str:
 @pytest.mark.slow  # about 1.5 min on 2 cores: `make test-all`
 @pytest.mark.integration
 def test_dvc_repro_end_to_end_then_up_to_date_then_selective(tmp_path: Path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    params = merge_params(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], repo)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], repo)
+    repo = pipeline_copy(tmp_path, TINY)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     _run(["genreflow", "data", "synth", "--clips-per-genre", "6", "--seconds", "4"], repo)
     assert (repo / "data.dvc").exists()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +17,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 
 from conftest import write_tone
-from tests_helpers import SMALL_KINDS, TINY_PIPELINE, merge_params
+from tests_helpers import SMALL_KINDS, TINY_PIPELINE, merge_params, pipeline_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -71,25 +69,14 @@ def _key(path: str) -> str:
     return "/".join(Path(path).parts[-3:])
 
 
-def _repo(tmp: Path, split: dict, train: dict | None = None) -> Path:
-    repo = tmp / "repo"
-    repo.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml"):
-        shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    params = merge_params(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_PIPELINE)
-    params = merge_params(params, {
+def _repo(tmp: Path, split: dict) -> Path:
+    return pipeline_copy(tmp, merge_params(TINY_PIPELINE, {
         "data": {"genres": "auto"}, "audio": {"min_seconds": 1.0},
         "features": {"clip_seconds": 2.0, "segment_seconds": 1.0},
         "figures": {"clips": "auto"}, "split": split,
         "train": {"models": ["cnn"], "max_epochs": 2, "patience": 2, "batch_size": 8,
-                  **SMALL_KINDS, **(train or {})},
-        "tune": {"model": "cnn"}})
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False,
-                                                     allow_unicode=True))
-    _run(["git", "init", "-q"], repo)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], repo)
-    return repo
+                  **SMALL_KINDS},
+        "tune": {"model": "cnn"}}))
 
 
 def _split(repo: Path) -> pd.DataFrame:

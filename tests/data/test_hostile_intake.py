@@ -320,7 +320,7 @@ def test_folder_clip_over_the_cap(tmp_path: Path, proj: Path) -> None:
 # ------------------------------------------------------------------------------ downloads
 class _Hostile(http.server.BaseHTTPRequestHandler):
     """/big: announces 5 MB; /stream: 5 MB without a length; /trickle: one byte every
-    0.05 s (for at most 5 s); anything else: 404."""
+    0.05 s (for at most 5 s); /silent: one byte, then nothing for 5 s; anything else: 404."""
 
     protocol_version = "HTTP/1.0"
 
@@ -329,7 +329,7 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802  (http.server's name)
         path = self.path.split("?")[0]
-        if path not in ("/big.tar.gz", "/stream.tar.gz", "/trickle.tar.gz"):
+        if path not in ("/big.tar.gz", "/stream.tar.gz", "/trickle.tar.gz", "/silent.tar.gz"):
             self.send_error(404)
             return
         self.send_response(200)
@@ -337,7 +337,11 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(5 * MiB))
         self.end_headers()
         try:
-            if path == "/trickle.tar.gz":
+            if path == "/silent.tar.gz":
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+                time.sleep(5)
+            elif path == "/trickle.tar.gz":
                 for _ in range(100):
                     self.wfile.write(b"\0")
                     self.wfile.flush()
@@ -373,6 +377,16 @@ def test_download_over_the_size_cap(proj: Path, hostile: str, path: str) -> None
     assert f"{path}.tar.gz" in line and "intake.max_download_gb = 0.001" in line
     assert ("announces 5.2 MB" if path == "big" else "more than 1.0 MB received") in line
     _untouched(proj)
+
+
+def test_a_server_gone_silent_cannot_hold_a_download_past_its_deadline(proj: Path,
+                                                                       hostile: str) -> None:
+    """No byte for longer than the deadline: the read is cut at the deadline, not after the
+    per-read timeout (60 s)."""
+    t0 = time.monotonic()
+    line = _refused(_get(f"{hostile}/silent.tar.gz", "--download-minutes", "0.01"))
+    assert time.monotonic() - t0 < 4  # 0.6 s deadline; the server is silent for 5 s
+    assert "not finished after 0.01 min" in line and "intake.download_minutes" in line
 
 
 def test_download_that_trickles_past_the_deadline(proj: Path, hostile: str) -> None:

@@ -41,6 +41,13 @@ class ConfigError(GenreflowError, ValueError):
     """A parameter is missing, unknown or of the wrong type."""
 
 
+def check_range(section: str, low_name: str, low: float, high_name: str, high: float) -> None:
+    """``0 < low <= high`` for a pair of settings, else a :class:`ConfigError` naming both."""
+    if not 0 < low <= high:
+        raise ConfigError(f"{section}.{low_name}/{high_name}: expected 0 < {low_name} <= "
+                          f"{high_name}, got {low} and {high}")
+
+
 @dataclass
 class DataConfig:
     """``data``: where the raw audio is, and its classes: ``auto`` (every label found in the
@@ -116,12 +123,9 @@ class AudioConfig:
     max_sample_rate: int = 384000    # before any decoding (bad_sample_rate)
 
     def __post_init__(self) -> None:
-        if not 0 < self.min_sample_rate <= self.max_sample_rate:
-            raise ConfigError(f"audio: need 0 < min_sample_rate <= max_sample_rate, got "
-                              f"{self.min_sample_rate} and {self.max_sample_rate}")
-        if not 0 < self.min_seconds <= self.max_seconds:
-            raise ConfigError(f"audio: need 0 < min_seconds <= max_seconds, got "
-                              f"{self.min_seconds} and {self.max_seconds}")
+        check_range("audio", "min_sample_rate", self.min_sample_rate, "max_sample_rate",
+                    self.max_sample_rate)
+        check_range("audio", "min_seconds", self.min_seconds, "max_seconds", self.max_seconds)
         if self.silence_rms < 0:
             raise ConfigError(f"audio.silence_rms: expected >= 0, got {self.silence_rms}")
         for name in ("max_request_mb", "max_rows", "max_request_seconds"):

@@ -93,19 +93,23 @@ def _receive(resp, part: Path, safe: str, name: str, directory: Path,
     check_free(directory, total or 0, safe)
     h = hashlib.sha256()
     n = 0
+
+    def late(received: int) -> DataError:
+        return DataError(f"{safe}: not finished after {minutes:g} min ({human(received)} "
+                         f"received); limit intake.download_minutes = {minutes:g} "
+                         "(params.yaml, or `data get --download-minutes`)")
+
     try:
         with open(part, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True, desc=name,
                                           disable=None) as bar:
-            while chunk := resp.raw.read1(CHUNK, decode_content=True):  # what has arrived
+            while chunk := _read_by(resp, deadline, late):  # what has arrived
                 n += len(chunk)
                 if n > cap:
                     raise DataError(f"{safe}: more than {human(cap)} received; limit "
                                     f"intake.max_download_gb = {limits.max_download_gb} "
                                     "(params.yaml, or `data get --max-download-gb`)")
                 if time.monotonic() > deadline:
-                    raise DataError(f"{safe}: not finished after {minutes:g} min ({human(n)} "
-                                    f"received); limit intake.download_minutes = {minutes:g} "
-                                    "(params.yaml, or `data get --download-minutes`)")
+                    raise late(n)
                 fh.write(chunk)
                 h.update(chunk)
                 bar.update(len(chunk))
@@ -113,6 +117,34 @@ def _receive(resp, part: Path, safe: str, name: str, directory: Path,
         raise DataError(f"{safe}: cannot write the download into {directory} "
                         f"({exc.strerror or exc})") from None
     return h.hexdigest()
+
+
+def _socket_of(resp):
+    """The socket a streamed response is read from: the connection's while it is kept, else
+    (a response that ends with the connection, e.g. HTTP/1.0) the one under http.client's
+    buffered reader; None if neither is reachable (then each read waits READ_TIMEOUT at most)."""
+    sock = getattr(getattr(resp.raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if hasattr(sock, "settimeout") else None
+
+
+def _read_by(resp, deadline: float, late) -> bytes:
+    """What has arrived of the body, waiting at most until ``deadline`` (and at most
+    ``READ_TIMEOUT`` for one read): the socket's timeout shrinks as the deadline nears, so a
+    server that goes silent cannot hold the download past it."""
+    import urllib3  # deferred with requests
+
+    sock = _socket_of(resp)
+    if sock is not None:
+        sock.settimeout(max(0.05, min(READ_TIMEOUT, deadline - time.monotonic())))
+    try:
+        return resp.raw.read1(CHUNK, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError:
+        if time.monotonic() >= deadline:
+            raise late(resp.raw.tell()) from None
+        raise
 
 
 def _offline_message(url: str, exc: BaseException) -> str:

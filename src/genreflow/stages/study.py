@@ -25,7 +25,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from genreflow.core.config import OPTIMIZERS, Config, ConfigError, TuneConfig
+from genreflow.core.config import OPTIMIZERS, Config, ConfigError, TuneConfig, check_range
 from genreflow.core.safe_text import redact, scrub
 from genreflow.kinds import kind_names, settings
 from genreflow.stages.study_report import interval_warning, trial_interval
@@ -93,9 +93,7 @@ def check_settings(tcfg: TuneConfig, model: str) -> None:
     if not tcfg.optimizers or bad:
         raise ConfigError(f"tune.optimizers: expected a non-empty list of {OPTIMIZERS}, "
                           f"got {tcfg.optimizers}")
-    if not 0 < tcfg.lr_min <= tcfg.lr_max:
-        raise ConfigError(f"tune.lr_min/lr_max: expected 0 < lr_min <= lr_max, "
-                          f"got {tcfg.lr_min}, {tcfg.lr_max}")
+    check_range("tune", "lr_min", tcfg.lr_min, "lr_max", tcfg.lr_max)
     if tcfg.max_epochs < 1:
         raise ConfigError(f"tune.max_epochs: expected >= 1, got {tcfg.max_epochs}")
     if tcfg.prune_startup_trials < 0 or tcfg.prune_warmup_epochs < 0:
