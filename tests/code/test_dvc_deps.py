@@ -241,6 +241,7 @@ def _stub(path: Path) -> None:
         (path / "stub").write_text("stub\n")
 
 
+@pytest.mark.slow  # real DVC over a copy of the pipeline: `make test-all`
 @pytest.mark.integration
 def test_editing_imported_code_makes_dvc_status_report_the_stage(tmp_path: Path):
     """In a copy of the pipeline with stub data and outputs (nothing runs), committing the
