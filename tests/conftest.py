@@ -149,24 +149,3 @@ def tiny_model(tiny_data, tmp_path_factory):
         local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / "model"))
     return SimpleNamespace(root=root, bundle=bundle, model=Path(local), info=info)
 
-
-def _cost(item: pytest.Item) -> int:
-    """A rough rank of a test's duration: the kind matrix (musicnn's first), then tests that
-    train models, then other integration tests (servers, DVC), then the rest."""
-    path = item.nodeid.split("::")[0]
-    if path.endswith("test_kind_matrix.py"):
-        return 10 if "musicnn" in item.nodeid or "inception" in item.nodeid else 9
-    if path.startswith("tests/model/"):
-        return 5 if item.get_closest_marker("integration") else 3
-    return 2 if item.get_closest_marker("integration") else 0
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest tests first, dealt out to the test processes in turn: pytest-xdist gives each
-    process a contiguous share of the list to start with, so each share starts with its long
-    tests and the short ones fill in at the end (no core idles beside one last long test)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers < 2:
-        return
-    ranked = sorted(items, key=_cost, reverse=True)  # stable: file order within a rank
-    items[:] = [item for i in range(workers) for item in ranked[i::workers]]
