@@ -15,25 +15,18 @@ from mlflow import MlflowClient
 
 from genreflow.core.errors import GenreflowError
 from genreflow.serving.predictor import GenrePredictor
-from genreflow.stages.register import (
-    Candidate,
-    Champion,
-    Decision,
+from genreflow.stages.register import register_best
+from genreflow.stages.register.champion import Champion, current_champion
+from genreflow.stages.register.decide import Verdict, decide, decide_alias
+from genreflow.stages.register.publish import Decision, publish, write_register_json
+from genreflow.stages.register.score import (
     Score,
     SplitRows,
-    Verdict,
-    current_champion,
-    decide,
-    decide_alias,
-    publish,
-    ranked_runs,
     read_split,
-    register_best,
     score_candidate,
     score_on_audio,
-    select,
-    write_register_json,
 )
+from genreflow.stages.register.select import Candidate, ranked_runs, select
 from genreflow.stages.train import train_model
 from tests_helpers import all_settings, with_kind  # noqa: E402
 
@@ -56,7 +49,7 @@ def test_decide_rule():
 
 
 def test_mismatch_names_what_differs():
-    from genreflow.stages.register import mismatch as _mismatch
+    from genreflow.stages.register.champion import mismatch as _mismatch
 
     now = {"data_digest": "d1", "split_digest": "s1", "classes": "blues,rock"}
     assert _mismatch(dict(now), now) is None

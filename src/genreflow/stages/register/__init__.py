@@ -16,43 +16,6 @@ audio with per-track outcomes; test for the record; :mod:`.interval`, the bootst
 (the audio model, the version, the alias, ``register.json``).
 """
 
-from genreflow.stages.register.champion import (
-    COMPARED_TAGS,
-    Champion,
-    current_champion,
-    mismatch,
-    recorded_champion,
-    score_champion,
-)
-from genreflow.stages.register.decide import (
-    Ruling,
-    Verdict,
-    decide,
-    decide_alias,
-    small_split_warning,
-)
-from genreflow.stages.register.interval import Interval, Resampling
-from genreflow.stages.register.publish import (
-    Decision,
-    log_candidate,
-    publish,
-    registered_version,
-    version_tags,
-    write_register_json,
-)
-from genreflow.stages.register.score import (
-    Score,
-    SplitRows,
-    read_split,
-    score_candidate,
-    score_on_audio,
-)
-from genreflow.stages.register.select import Candidate, ranked_runs, select
 from genreflow.stages.register.stage import register_best
 
-__all__ = ["COMPARED_TAGS", "Candidate", "Champion", "Decision", "Interval", "Resampling",
-           "Ruling", "Score", "SplitRows", "Verdict", "current_champion", "decide",
-           "decide_alias", "log_candidate", "mismatch", "publish", "ranked_runs", "read_split",
-           "recorded_champion", "register_best", "registered_version", "score_candidate",
-           "score_champion", "score_on_audio", "select", "small_split_warning", "version_tags",
-           "write_register_json"]
+__all__ = ["register_best"]
