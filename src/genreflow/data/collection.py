@@ -15,7 +15,6 @@ lists still apply), else the path relative to ``root`` without its extension, PO
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,11 +22,11 @@ from pathlib import Path, PurePosixPath
 from genreflow.audio.decode import AUDIO_EXTENSIONS, Clip
 from genreflow.core.errors import MissingInputError
 from genreflow.core.labels import check_labels
+from genreflow.data.layout import inside_tree, is_clip_name
 from genreflow.data.manifest import parse_manifest
 
 INDEX_FILE = "clips.csv"
 MAX_DEPTH = 16  # folders below a label folder that are searched
-_GTZAN_NAME = re.compile(r"(?P<genre>[a-z]+)\.\d{5}")
 _RANK = {ext: i for i, ext in enumerate(AUDIO_EXTENSIONS)}
 
 
@@ -50,17 +49,9 @@ class Collection:
 
 def clip_id(rel: PurePosixPath, label: str) -> str:
     """The id of the file at ``rel`` (relative to the collection root) labelled ``label``."""
-    stem = rel.name[: -len(rel.suffix)] if rel.suffix else rel.name
-    if len(rel.parts) == 2 and rel.parts[0] == label:
-        m = _GTZAN_NAME.fullmatch(stem)
-        if m and m["genre"] == label:
-            return stem
+    if len(rel.parts) == 2 and rel.parts[0] == label and is_clip_name(rel.name, label):
+        return rel.name[: -len(rel.suffix)]
     return str(rel.with_suffix("")) if rel.suffix else str(rel)
-
-
-def _inside(link: Path, within: Path) -> bool:
-    real = link.resolve()
-    return real.is_relative_to(within) and real.is_file()
 
 
 def _walk_label(folder: Path, rel: PurePosixPath, within: Path,
@@ -74,7 +65,7 @@ def _walk_label(folder: Path, rel: PurePosixPath, within: Path,
             name = at / entry.name
             if entry.name.startswith("."):
                 continue
-            if entry.is_symlink() and (entry.is_dir() or not _inside(entry, within)):
+            if entry.is_symlink() and (entry.is_dir() or not inside_tree(entry, within)):
                 ignored.append((str(name), "a link to a folder or out of the folder"))
                 continue
             if entry.is_dir():

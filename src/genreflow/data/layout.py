@@ -32,7 +32,7 @@ def is_clip_name(name: str, genre: str) -> bool:
     return m is not None and m["genre"] == genre and m["ext"].lower() in AUDIO_EXTENSIONS
 
 
-def _inside(link: Path, within: Path | None) -> bool:
+def inside_tree(link: Path, within: Path | None) -> bool:
     """A file link is followed only when it resolves to a regular file inside ``within``."""
     if within is None:
         return False
@@ -61,7 +61,7 @@ def scan_tree(root: Path, within: Path | None = None) -> Tree:
         for f in sorted(sub.iterdir()):
             if f.name.startswith("."):
                 continue
-            if f.is_symlink() and not _inside(f, within):
+            if f.is_symlink() and not inside_tree(f, within):
                 links.append(f"{sub.name}/{f.name}")
                 continue
             m = _CLIP_NAME.match(f.name)
