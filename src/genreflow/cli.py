@@ -386,8 +386,8 @@ def serve(model: Annotated[str | None, typer.Argument(
     missing Content-Type (or curl -d's form type) means JSON, and errors carry genreflow's
     one-line message and a `reason` class. No TLS: expose it only through a reverse proxy."""
     # deferred: keeps `genreflow --help` fast (see docs/benchmarks.md, Import cost)
-    from genreflow.serving.http import Limits
     from genreflow.serving.http import serve as run_server
+    from genreflow.serving.limits import Limits
 
     cfg = _project_cfg(params)
     limits = Limits(timeout=timeout, header_timeout=header_timeout, keep_alive=keep_alive,

@@ -331,7 +331,7 @@ def test_a_public_host_prints_a_warning_without_binding(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
     from genreflow.cli import app
-    from genreflow.serving.http import exposure_warning
+    from genreflow.serving.access import exposure_warning
 
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert exposure_warning(host, with_key=False) is None
@@ -378,7 +378,9 @@ def slow_app_server():
 
     import uvicorn
 
-    from genreflow.serving.http import Guard, HeadDeadlineProtocol, Limits
+    from genreflow.serving.guard import Guard
+    from genreflow.serving.limits import Limits
+    from genreflow.serving.protocol import HeadDeadlineProtocol
 
     started: list[str] = []
 

@@ -158,7 +158,7 @@ def test_both_serving_paths_give_the_same_answer(tiny_model, tmp_path, monkeypat
 
 
 def _served_verdict(response, server: str) -> str:
-    from genreflow.serving.http import clean_message
+    from genreflow.serving.messages import clean_message
 
     if response.status_code == 200:
         return "ok"
