@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from genreflow.core.config import ConfigError, FeaturesConfig
 from genreflow.kinds.base import KindConfig, check_share, check_whole
@@ -29,18 +29,20 @@ class SegCnnConfig(KindConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_segment(self.segment_seconds, self.segment_overlap, ConfigError)
+        check_segment(self.segment_seconds, self.segment_overlap)
         check_whole("crops_per_clip", self.crops_per_clip)
         check_share("band_limit", self.band_limit)
         check_share("mp3", self.mp3)
 
 
-def check_segment(seconds, overlap, error: type[Exception]) -> None:
-    """A window length in seconds above 0 and an overlap in [0, 1), else ``error`` naming it."""
+def check_segment(seconds: Any, overlap: Any) -> None:
+    """A window length in seconds above 0 and an overlap in [0, 1), else a
+    :class:`ConfigError` naming the setting."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise error(f"segment_seconds: expected a positive number of seconds, got {seconds!r}")
+        raise ConfigError(f"segment_seconds: expected a positive number of seconds, "
+                          f"got {seconds!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, int | float) or not 0 <= overlap < 1:
-        raise error(f"segment_overlap: expected 0 <= x < 1, got {overlap!r}")
+        raise ConfigError(f"segment_overlap: expected 0 <= x < 1, got {overlap!r}")
 
 
 def segment_frames(feat: FeaturesConfig, seconds: float, overlap: float) -> tuple[int, int]:

@@ -39,8 +39,8 @@ class SegCnnFrontEnd(LogMelFrontEnd):
     def __post_init__(self) -> None:
         super().__post_init__()
         try:
-            check_segment(self.segment_seconds, self.segment_overlap, GenreflowError)
-        except GenreflowError as exc:
+            check_segment(self.segment_seconds, self.segment_overlap)
+        except ConfigError as exc:
             raise GenreflowError(f"front_end.{exc}; retrain the model "
                                  "(`genreflow train segcnn`)") from None
 
