@@ -67,13 +67,13 @@ def tiny_config(root: Path, data_dir: Path):
     cfg.data = replace(cfg.data, dir=str(data_dir), genres=TINY_GENRES)
     cfg.audio = replace(cfg.audio, min_seconds=1.0, max_seconds=60.0)
     cfg.split = replace(cfg.split, ratios=[0.6, 0.2, 0.2])
-    cfg.features = replace(cfg.features, clip_seconds=4.0, segment_seconds=1.0, n_mels=32,
-                           n_fft=1024, workers=1)
+    cfg.features = replace(cfg.features, clip_seconds=4.0, n_mels=32, n_fft=1024, workers=1)
     small = dict(filters=[4, 8], dense=8)
     k = all_settings(cfg.train)
     cfg.train = replace(
         cfg.train, max_epochs=2, patience=2, batch_size=8, experiment="test",
-        kinds={**k, "cnn": replace(k["cnn"], **small), "segcnn": replace(k["segcnn"], **small),
+        kinds={**k, "cnn": replace(k["cnn"], **small),
+               "segcnn": replace(k["segcnn"], **small, segment_seconds=1.0),
                "inception": replace(k["inception"], weights="none", image_size=75, dense=8)})
     cfg.tune = replace(cfg.tune, storage=f"sqlite:///{root / 'optuna.db'}", n_trials=2,
                        max_epochs=2, study="test-study")

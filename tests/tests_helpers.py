@@ -115,13 +115,13 @@ TINY_PIPELINE = {
     "data": {"genres": ["blues", "classical", "metal"]},
     "audio": {"min_seconds": 1.0},
     "split": {"ratios": [0.6, 0.2, 0.2]},
-    "features": {"clip_seconds": 4.0, "segment_seconds": 1.0, "n_mels": 32, "n_fft": 1024,
-                 "workers": 1},
+    "features": {"clip_seconds": 4.0, "n_mels": 32, "n_fft": 1024, "workers": 1},
     "figures": {"clips": ["blues.00000"], "dpi": 50},
     "tune": {"n_trials": 1, "max_epochs": 1},
 }
-#: small networks for the log-mel kinds
-SMALL_KINDS = {"cnn": {"filters": [4, 8], "dense": 8}, "segcnn": {"filters": [4, 8], "dense": 8},
+#: small networks for the log-mel kinds (segcnn's windows: TINY_PIPELINE's audio.min_seconds)
+SMALL_KINDS = {"cnn": {"filters": [4, 8], "dense": 8},
+               "segcnn": {"filters": [4, 8], "dense": 8, "segment_seconds": 1.0},
                "inception": {"weights": "none", "image_size": 75, "dense": 8}}
 
 

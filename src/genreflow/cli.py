@@ -287,7 +287,7 @@ def train(model: Annotated[str, typer.Argument(help="A model kind, built-in or p
     from genreflow.kinds import check_models, settings
 
     check_models(cfg.train, cfg)
-    settings(cfg.train, model)  # validates the name and section before a run is opened
+    settings(cfg.train, model, project=cfg)  # the name and section, before a run is opened
     res = train_model(cfg, model, features_dir, bundle_dir=paths.MODELS_DIR / model,
                       report_dir=paths.TRAIN_REPORTS / model, max_epochs=max_epochs, log=_log)
     typer.echo(json.dumps({"run_id": res.run_id, **res.metrics}, indent=1))

@@ -72,7 +72,7 @@ def _key(path: str) -> str:
 def _repo(tmp: Path, split: dict) -> Path:
     return pipeline_copy(tmp, merge_params(TINY_PIPELINE, {
         "data": {"genres": "auto"}, "audio": {"min_seconds": 1.0},
-        "features": {"clip_seconds": 2.0, "segment_seconds": 1.0},
+        "features": {"clip_seconds": 2.0},
         "figures": {"clips": "auto"}, "split": split,
         "train": {"models": ["cnn"], "max_epochs": 2, "patience": 2, "batch_size": 8,
                   **SMALL_KINDS},

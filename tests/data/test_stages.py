@@ -143,7 +143,7 @@ def test_features_shapes_and_train_only_normaliser(dataset: Path, tmp_path: Path
     # a clip that breaks between validation and features is reported and skipped
     broken = manifest[manifest["split"] == "train"].iloc[0]
     Path(broken["path"]).write_bytes(b"broken later")
-    cfg = FeaturesConfig(clip_seconds=2.0, segment_seconds=0.5, n_mels=16, n_fft=512, workers=2)
+    cfg = FeaturesConfig(clip_seconds=2.0, n_mels=16, n_fft=512, workers=2)
     feats, classes, failed = compute_features(manifest, cfg, log=quiet)
     assert [f["clip_id"] for f in failed] == [broken["clip_id"]]
     assert classes == sorted(set(manifest["genre"]))
@@ -157,10 +157,13 @@ def test_features_shapes_and_train_only_normaliser(dataset: Path, tmp_path: Path
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
     raw_train = feats["train"].x.astype(np.float32)
     assert np.allclose(stats["mean"], raw_train.mean(axis=(0, 2)), atol=1e-3)  # ... only
-    from genreflow.kinds import get_kind
+    assert "segment_frames" not in meta and "segment_seconds" not in meta["features"]
+    from genreflow.kinds import get_kind, settings
 
-    x = get_kind("segcnn").windows(fs.splits["val"].x[0], cfg)
-    assert x.shape[1:] == (16, cfg.segment_frames) and len(x) >= 1
+    segcnn = get_kind("segcnn")
+    mcfg = settings(Config().train, "segcnn", {"segment_seconds": 0.5})
+    x = segcnn.windows(fs.splits["val"].x[0], segcnn.front_end_of(fs, mcfg))
+    assert x.shape[1:] == (16, 22) and len(x) >= 1  # 0.5 s of 512-sample hops at 22050 Hz
 
 
 def test_mp3_copies_are_made_for_training_clips_only_aligned_and_repeatable(dataset: Path,
@@ -170,8 +173,7 @@ def test_mp3_copies_are_made_for_training_clips_only_aligned_and_repeatable(data
     manifest = make_split(_report(dataset), SplitConfig(ratios=[0.6, 0.2, 0.2]),
                           DataConfig(dir=str(dataset)), log=quiet)
     # one worker: in this process (worker start-up would cost more than these few clips)
-    cfg = FeaturesConfig(clip_seconds=2.0, segment_seconds=0.5, n_mels=16, n_fft=512, workers=1,
-                         mp3_copies=True)
+    cfg = FeaturesConfig(clip_seconds=2.0, n_mels=16, n_fft=512, workers=1, mp3_copies=True)
     feats, classes, failed = compute_features(manifest, cfg, log=quiet)
     train = feats["train"]
     assert train.mp3.shape == train.x.shape and not failed

@@ -327,6 +327,11 @@ def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_proj
     failed = [r for r in client.search_runs([client.get_experiment_by_name("test").experiment_id])
               if r.info.status == "FAILED"]
     assert len(failed) == 1 and "features.mp3_copies" in failed[0].data.tags["error"]
+    cfg.features = replace(cfg.features, mp3_copies=True)  # params say copies, features lack them
+    bare_ctx = TrainContext(cfg=cfg, features_dir=bare, seed=0, batch_size=8)
+    with pytest.raises(ConfigError, match=r"mp3: 0\.5 needs MP3 copies.*dvc repro features"):
+        kind.fit_data(bare_ctx, settings(cfg.train, "segcnn", {"mp3": 0.5}))
+    cfg.features = replace(cfg.features, mp3_copies=False)
     train_model(cfg, "segcnn", bare, overrides={"mp3": 0.0}, log=quiet)  # off: trains
 
 

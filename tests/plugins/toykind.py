@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genreflow.core.config import FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext
 from genreflow.kinds.logmel import LogMelKind
@@ -26,9 +25,6 @@ class Toy(LogMelKind):
 
     name = "toy"
     Config = ToyConfig
-
-    def window_frames(self, feat: FeaturesConfig) -> int:
-        return feat.clip_frames
 
     def build(self, ctx: TrainContext, mcfg: ToyConfig, input_shape):
         import keras  # deferred: Keras import cost, as in genreflow's kinds

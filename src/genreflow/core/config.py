@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -166,33 +166,40 @@ class SplitConfig:
 
 @dataclass
 class FeaturesConfig:
+    """``features``: the log-mel every log-mel kind reads (the ``features`` stage's settings)."""
+
+    #: settings that left this section, and where they are now: an old ``params.yaml`` holding
+    #: one gets a one-line error naming the new place; an old feature set's or bundle's copy of
+    #: the section (``meta.json``, ``preprocess.json``) is read without them
+    MOVED: ClassVar[dict[str, str]] = {"segment_seconds": "train.segcnn.segment_seconds",
+                                       "segment_overlap": "train.segcnn.segment_overlap"}
+
     sample_rate: int = 22050
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 128
     clip_seconds: float = 30.0
-    segment_seconds: float = 3.0
-    segment_overlap: float = 0.5
     mp3_copies: bool = False  # training clips also get the log-mel of an MP3 copy (codec.py)
     workers: int = 2
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.segment_overlap < 1:
-            raise ConfigError(f"features.segment_overlap: expected 0 <= x < 1, got {self.segment_overlap}")
-        if self.segment_seconds > self.clip_seconds:
-            raise ConfigError("features.segment_seconds: must not exceed features.clip_seconds")
 
     @property
     def clip_frames(self) -> int:
         return int(round(self.clip_seconds * self.sample_rate)) // self.hop_length + 1
 
-    @property
-    def segment_frames(self) -> int:
-        return max(1, int(round(self.segment_seconds * self.sample_rate / self.hop_length)))
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], where: str) -> FeaturesConfig:
+        """The ``features`` section; a setting that moved is refused, naming its new place."""
+        moved = [k for k in raw if k in cls.MOVED]
+        if moved:
+            raise ConfigError("; ".join(f"{where}.{k}: moved to {cls.MOVED[k]}, move the line "
+                                        "there" for k in moved))
+        return _build(cls, raw, where)
 
-    @property
-    def segment_hop_frames(self) -> int:
-        return max(1, int(round(self.segment_frames * (1 - self.segment_overlap))))
+    @classmethod
+    def from_saved(cls, raw: dict[str, Any]) -> FeaturesConfig:
+        """A copy of the section saved by a stage (``meta.json``, a bundle's front-end),
+        maybe by a genreflow from before a setting moved (that copy is left out)."""
+        return cls(**{k: v for k, v in raw.items() if k not in cls.MOVED})
 
 
 @dataclass
@@ -331,6 +338,9 @@ class TrackingConfig:
 
 @dataclass
 class Config:
+    """All of ``params.yaml``. A rule joining a kind's settings to other sections is the
+    kind's (``ModelKind.check_project``), checked when the kind's settings are used."""
+
     data: DataConfig = field(default_factory=DataConfig)
     intake: IntakeConfig = field(default_factory=IntakeConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -342,12 +352,6 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-
-    def __post_init__(self) -> None:
-        if self.audio.min_seconds < self.features.segment_seconds:
-            raise ConfigError(f"audio.min_seconds ({self.audio.min_seconds}) must be at least "
-                              f"features.segment_seconds ({self.features.segment_seconds}): "
-                              "every accepted clip needs one whole window")
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:

@@ -92,9 +92,11 @@ def load_servable(kind: ModelKind, path: Path):
     return kind.load_servable(path)
 
 
-def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
+def settings(train, name: str, overrides: dict | None = None, project=None) -> KindConfig:
     """The settings of kind ``name``: its ``train.<name>`` section parsed by the kind's
-    config class, with ``overrides`` applied; errors name the field."""
+    config class, with ``overrides`` applied; errors name the field. With ``project``, the
+    whole :class:`~genreflow.core.config.Config`, the kind also checks what it needs of the
+    rest of it (:meth:`~genreflow.kinds.base.ModelKind.check_project`)."""
     load_plugins(train.plugins)
     kind = get_kind(name)
     unknown = [k for k in train.kinds if k not in kind_names()]
@@ -113,6 +115,8 @@ def settings(train, name: str, overrides: dict | None = None) -> KindConfig:
         kind.check(out)
     except ConfigError as exc:
         raise ConfigError(f"train.{name}.{exc}") from None
+    if project is not None:
+        kind.check_project(out, project)
     return out
 
 
@@ -127,7 +131,7 @@ def check_models(train, cfg=None) -> None:
     for name in train.kinds:
         settings(train, name)
     for name in train.models if cfg is not None else ():
-        get_kind(name).check_project(settings(train, name), cfg)
+        settings(train, name, project=cfg)
 
 
 __all__ = ["FrontEnd", "KindConfig", "ModelKind", "check_models", "get_kind", "kind_names",

@@ -67,20 +67,31 @@ class KindConfig:
 @dataclass(kw_only=True)
 class FrontEnd:
     """A kind's front-end as a bundle keeps it: subclass per kind, add fields, and raise
-    ``VERSION`` when their meaning changes (a bundle of another version is refused)."""
+    ``VERSION`` (and the ``version`` default) when their meaning changes: a bundle of another
+    version is refused, unless :meth:`upgrade` can read it as the current one."""
 
     VERSION: ClassVar[int] = 1
     sample_rate: int
     version: int = 1
 
     def __post_init__(self) -> None:
-        if self.version != self.VERSION:
+        self.check_version(self.version)
+
+    @classmethod
+    def check_version(cls, version: Any) -> None:
+        if version != cls.VERSION:
             raise GenreflowError(
-                f"front_end version {self.version} of a {type(self).__name__}, this genreflow "
-                f"reads version {self.VERSION}; retrain the model (`genreflow train KIND`)")
+                f"front_end version {version} of a {cls.__name__}, this genreflow "
+                f"reads version {cls.VERSION}; retrain the model (`genreflow train KIND`)")
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        """The JSON of an older version (``raw["version"]``) rewritten as this one's, for a
+        kind that can read it (the default cannot: that bundle is refused)."""
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict, where: str) -> Self:
@@ -88,6 +99,11 @@ class FrontEnd:
         version holds version 1's fields (the same keys), so it is read as version 1."""
         if not isinstance(raw, dict):
             raise GenreflowError(f"{where}: front_end: expected a mapping, got {type(raw).__name__}")
+        try:
+            raw = cls.upgrade({"version": 1, **raw})
+            cls.check_version(raw.get("version"))
+        except GenreflowError as exc:
+            raise GenreflowError(f"{where}: {exc}") from None
         known = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in raw
                          and f.default is dataclasses.MISSING
@@ -193,7 +209,9 @@ class ModelKind:
         """Cross-field checks that need the kind (raise :class:`ConfigError`)."""
 
     def check_project(self, mcfg: KindConfig, cfg: Config) -> None:
-        """Checks against the rest of ``params.yaml`` (e.g. a feature this kind needs)."""
+        """Checks against the rest of ``params.yaml`` (e.g. a feature this kind needs), run
+        wherever the kind's settings are used with the whole config
+        (:func:`genreflow.kinds.settings` with ``project``)."""
 
     def prepare(self, ctx: TrainContext, mcfg: KindConfig) -> Prepared:
         raise NotImplementedError

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genreflow.core.config import FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import KindConfig, TrainContext, check_share
 from genreflow.kinds.logmel import LogMelKind
@@ -52,9 +51,6 @@ class Cnn(LogMelKind):
 
     name = "cnn"
     Config = CnnConfig
-
-    def window_frames(self, feat: FeaturesConfig) -> int:
-        return feat.clip_frames
 
     def build(self, ctx: TrainContext, mcfg: CnnConfig, input_shape):
         net = build_cnn(input_shape, len(ctx.features.classes), mcfg)

@@ -96,32 +96,39 @@ class LogMelFrontEnd(FrontEnd):
         super().__post_init__()
         if isinstance(self.features, dict):  # read back from JSON
             try:
-                self.features = FeaturesConfig(**self.features)
+                self.features = FeaturesConfig.from_saved(self.features)
             except TypeError as exc:
                 raise GenreflowError(f"front_end.features: {exc}; retrain the model "
                                      "(`genreflow train KIND`)") from None
+        elif not isinstance(self.features, FeaturesConfig):
+            raise GenreflowError(f"front_end.features: expected a mapping, got "
+                                 f"{type(self.features).__name__}; retrain the model "
+                                 "(`genreflow train KIND`)")
 
     def logged_params(self) -> dict[str, Any]:
         return flatten(self.features, "features.")
 
 
 class LogMelKind(ModelKind):
-    """Base of the kinds fed by ``artifacts/features``; subclasses define the windows."""
+    """Base of the kinds fed by ``artifacts/features``; subclasses define the network and,
+    unless they read whole clips, the windows. Windows are a function of the front-end, the
+    same one in training and in the bundle."""
 
     FrontEnd = LogMelFrontEnd
 
-    def window_frames(self, feat: FeaturesConfig) -> int:
-        raise NotImplementedError
+    def window_frames(self, fe: LogMelFrontEnd) -> int:
+        """Frames of one model input: a whole clip by default."""
+        return fe.features.clip_frames
 
-    def windows(self, spec: np.ndarray, feat: FeaturesConfig) -> np.ndarray:
+    def windows(self, spec: np.ndarray, fe: LogMelFrontEnd) -> np.ndarray:
         """Model inputs ``(n, n_mels, w)`` for one normalised log-mel."""
-        return whole_windows(spec, self.window_frames(feat))
+        return whole_windows(spec, self.window_frames(fe))
 
-    def track_probs(self, model, x_clips: np.ndarray, feat: FeaturesConfig) -> np.ndarray:
+    def track_probs(self, model, x_clips: np.ndarray, fe: LogMelFrontEnd) -> np.ndarray:
         """Track probabilities: the mean over each clip's windows."""
         if len(x_clips) == 0:
             return np.zeros((0, model.output_shape[-1]), np.float32)
-        per_track = [self.windows(x, feat) for x in x_clips]
+        per_track = [self.windows(x, fe) for x in x_clips]
         probs = forward(model, np.concatenate(per_track)[..., None])
         return mean_by_track(probs, [len(w) for w in per_track])
 
@@ -147,22 +154,23 @@ class LogMelKind(ModelKind):
 
     def prepare(self, ctx: TrainContext, mcfg: KindConfig) -> Prepared:
         fs = ctx.features
-        feat = fs.cfg
-        input_shape = (feat.n_mels, self.window_frames(feat))
+        fe = self.front_end_of(fs, mcfg)
+        input_shape = (fs.cfg.n_mels, self.window_frames(fe))
         net, servable = self.build(ctx, mcfg, input_shape)
         train, val = self.fit_data(ctx, mcfg)
         return Prepared(
             net=net, servable=servable, train=train, val=val,
-            track_probs=lambda s: self.track_probs(net, fs.splits[s].x, feat),
+            track_probs=lambda s: self.track_probs(net, fs.splits[s].x, fe),
             labels={s: Labels(ids=v.ids, y=v.y) for s, v in fs.splits.items()},
-            classes=list(fs.classes), front_end=self.front_end_of(fs),
+            classes=list(fs.classes), front_end=fe,
             example=self.windows(fs.splits["val"].x[0] if len(fs.splits["val"].y)
-                                 else fs.splits["train"].x[0], feat)[:1, ..., None]
+                                 else fs.splits["train"].x[0], fe)[:1, ..., None]
             .astype(np.float32),
             data_source=fs.meta["data_source"], split_digest=fs.meta.get("split_digest", ""))
 
-    def front_end_of(self, fs, **extra) -> LogMelFrontEnd:
-        """The front-end of the feature set ``fs`` (``extra``: a subclass's own fields)."""
+    def front_end_of(self, fs, mcfg: KindConfig, **extra) -> LogMelFrontEnd:
+        """The front-end of the feature set ``fs`` for a run with settings ``mcfg`` (a
+        subclass adds its own fields from them, or as ``extra``)."""
         return self.FrontEnd(sample_rate=fs.cfg.sample_rate, features=fs.cfg, stats=fs.stats,
                              floor_db=fs.meta.get("floor_db", FLOOR_DB),
                              loudness_dbfs=fs.meta.get("loudness_dbfs", LOUDNESS_DBFS), **extra)
@@ -183,8 +191,7 @@ class LogMelWindows(WindowStream):
 
     def __init__(self, kind: LogMelKind, front_end: LogMelFrontEnd):
         super().__init__(kind, front_end)
-        self.feat = front_end.features
-        self.log_mel = LogMelStream(self.feat)
+        self.log_mel = LogMelStream(front_end.features)
 
     def feed(self, block: np.ndarray) -> None:
         self.log_mel.feed(block)
@@ -192,4 +199,4 @@ class LogMelWindows(WindowStream):
     def windows(self) -> np.ndarray:
         fe = self.front_end
         spec = self.log_mel.normalised(fe.floor_db, fe.loudness_dbfs)
-        return self.kind.windows(normalise(spec, fe.stats), self.feat)[..., None]
+        return self.kind.windows(normalise(spec, fe.stats), fe)[..., None]

@@ -62,8 +62,6 @@ def write_features(feats: dict[str, SplitFeatures], classes: list[str], failed: 
         "classes": classes,
         "features": asdict(cfg),
         "clip_frames": cfg.clip_frames,
-        "segment_frames": cfg.segment_frames,
-        "segment_hop_frames": cfg.segment_hop_frames,
         "counts": {s: int(len(f.y)) for s, f in feats.items()},
         "failed": failed,
     }
@@ -82,7 +80,7 @@ class FeatureSet:
 
     @property
     def cfg(self) -> FeaturesConfig:
-        return FeaturesConfig(**self.meta["features"])
+        return FeaturesConfig.from_saved(self.meta["features"])
 
 
 def load_features(feat_dir: Path) -> FeatureSet:

@@ -73,8 +73,9 @@ def _input_shape(example: np.ndarray) -> tuple[int, ...]:
 
 
 def kind_settings(cfg: Config, name: str, overrides: dict | None = None):
-    """``train.<name>`` with ``overrides`` applied and re-validated (errors name the field)."""
-    return settings(cfg.train, name, overrides)
+    """``train.<name>`` with ``overrides`` applied and re-validated, and checked against the
+    rest of ``cfg`` (errors name the field)."""
+    return settings(cfg.train, name, overrides, project=cfg)
 
 
 def train_model(

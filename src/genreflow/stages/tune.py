@@ -62,6 +62,7 @@ def tune(
     """
     model = model or cfg.tune.model
     check_settings(cfg.tune, model)
+    train.kind_settings(cfg, model)  # its section, checked with the rest, before any trial
     n_trials = cfg.tune.n_trials if n_trials is None else n_trials
     timeout = cfg.tune.timeout if timeout is None else timeout
     space = SEARCH_SPACE if search_space is None else search_space

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genreflow.core.config import FeaturesConfig
 from genreflow.kinds import register_kind
 from genreflow.kinds.base import Labels, Prepared, TrainContext
 from genreflow.kinds.inception.config import InceptionConfig
@@ -72,9 +71,6 @@ class Inception(LogMelKind):
     keras_modules = ("genreflow.kinds.inception.layers", "genreflow.kinds.logmel_band")
     cache_roots = CACHE_ROOTS
 
-    def window_frames(self, feat: FeaturesConfig) -> int:
-        return feat.clip_frames
-
     def prepare(self, ctx: TrainContext, cfg: InceptionConfig) -> Prepared:
         # deferred: Keras import (see docs/benchmarks.md, Import cost)
         import keras
@@ -122,6 +118,6 @@ class Inception(LogMelKind):
                    "batch_size": ctx.batch_size, "shuffle": True},
             val=(rows("val"), fs.splits["val"].y), track_probs=track_probs,
             labels={s: Labels(ids=v.ids, y=v.y) for s, v in fs.splits.items()},
-            classes=list(fs.classes), front_end=self.front_end_of(fs, narrow_band=routed),
+            classes=list(fs.classes), front_end=self.front_end_of(fs, cfg, narrow_band=routed),
             example=fs.splits["val"].x[:1, ..., None].astype(np.float32),
             data_source=fs.meta["data_source"], split_digest=fs.meta.get("split_digest", ""))

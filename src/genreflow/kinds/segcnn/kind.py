@@ -2,34 +2,60 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from genreflow.core.config import ConfigError, FeaturesConfig
+from genreflow.core.config import ConfigError
+from genreflow.core.errors import GenreflowError
 from genreflow.kinds import register_kind
-from genreflow.kinds.base import KindConfig, TrainContext, check_share, check_whole
-from genreflow.kinds.logmel import LogMelKind, band_limit, segment_windows
+from genreflow.kinds.base import TrainContext
+from genreflow.kinds.logmel import LogMelFrontEnd, LogMelKind, band_limit, segment_windows
+from genreflow.kinds.segcnn.config import (
+    SegCnnConfig,
+    check_against_project,
+    check_segment,
+    segment_frames,
+)
+
+#: segcnn's windows in front-end version 1, when ``features`` held them: those defaults
+V1_SEGMENT = {"segment_seconds": 3.0, "segment_overlap": 0.5}
 
 
-@dataclass
-class SegCnnConfig(KindConfig):
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    filters: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    dense: int = 128
-    dropout: float = 0.5
-    spec_augment: bool = True
-    crops_per_clip: int = 6   # random segments per clip and epoch (0 = all overlapping ones)
-    band_limit: float = 0.3   # share of training crops low-passed as 8, 11 or 16 kHz audio
-    mp3: float = 0.0          # share of training crops cut from the clip's MP3 copy
-    lr_plateau: int = 3
+@dataclass(kw_only=True)
+class SegCnnFrontEnd(LogMelFrontEnd):
+    """The log-mel front-end and the run's windows (``train.segcnn.segment_*``).
+
+    Version 1 (bundles trained before the windows were segcnn's settings) kept them in
+    ``features``; :meth:`upgrade` takes them from there, so those bundles serve as trained.
+    """
+
+    VERSION: ClassVar[int] = 2
+    version: int = 2
+    segment_seconds: float
+    segment_overlap: float
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_whole("crops_per_clip", self.crops_per_clip)
-        check_share("band_limit", self.band_limit)
-        check_share("mp3", self.mp3)
+        try:
+            check_segment(self.segment_seconds, self.segment_overlap)
+        except ConfigError as exc:
+            raise GenreflowError(f"front_end.{exc}; retrain the model "
+                                 "(`genreflow train segcnn`)") from None
+
+    @classmethod
+    def upgrade(cls, raw: dict) -> dict:
+        if raw.get("version") != 1:
+            return raw
+        features = raw.get("features") if isinstance(raw.get("features"), dict) else {}
+        return {**raw, **{k: features.get(k, v) for k, v in V1_SEGMENT.items()},
+                "version": cls.VERSION}
+
+    @property
+    def frames(self) -> tuple[int, int]:
+        """``(width, hop)`` of the windows, in frames."""
+        return segment_frames(self.features, self.segment_seconds, self.segment_overlap)
 
 
 def build_segcnn(input_shape: tuple[int, int], n_classes: int, cfg: SegCnnConfig):
@@ -68,23 +94,25 @@ def mp3_copies(fs, p: float):
 
 @register_kind
 class SegCnn(LogMelKind):
-    """Overlapping ``features.segment_seconds`` windows; random crops for training."""
+    """Overlapping ``train.segcnn.segment_seconds`` windows; random crops for training."""
 
     name = "segcnn"
     Config = SegCnnConfig
+    FrontEnd = SegCnnFrontEnd
     keras_modules = ("genreflow.kinds.segcnn.layers",)
 
     def check_project(self, mcfg: SegCnnConfig, cfg) -> None:
-        """``mp3`` crops come from the features' MP3 copies (``features.mp3_copies``)."""
-        if mcfg.mp3 and not cfg.features.mp3_copies:
-            raise ConfigError(f"train.segcnn.mp3: {mcfg.mp3} needs MP3 copies of the training "
-                              "clips; set features.mp3_copies: true")
+        check_against_project(mcfg, cfg)
 
-    def window_frames(self, feat: FeaturesConfig) -> int:
-        return feat.segment_frames
+    def front_end_of(self, fs, mcfg: SegCnnConfig, **extra) -> SegCnnFrontEnd:
+        return super().front_end_of(fs, mcfg, segment_seconds=mcfg.segment_seconds,
+                                    segment_overlap=mcfg.segment_overlap, **extra)
 
-    def windows(self, spec, feat: FeaturesConfig):
-        return segment_windows(spec, feat.segment_frames, feat.segment_hop_frames)
+    def window_frames(self, fe: SegCnnFrontEnd) -> int:
+        return fe.frames[0]
+
+    def windows(self, spec, fe: SegCnnFrontEnd):
+        return segment_windows(spec, *fe.frames)
 
     def build(self, ctx: TrainContext, mcfg: SegCnnConfig, input_shape):
         net = build_segcnn(input_shape, len(ctx.features.classes), mcfg)
@@ -95,13 +123,15 @@ class SegCnn(LogMelKind):
         # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.models.layers import RandomCrops
 
-        fs, feat = ctx.features, ctx.features.cfg
+        fs = ctx.features
+        fe = self.front_end_of(fs, mcfg)
+        width = self.window_frames(fe)
 
         def all_segments(split: str):
             f = fs.splits[split]
-            wins = [self.windows(x, feat) for x in f.x]
+            wins = [self.windows(x, fe) for x in f.x]
             x = (np.concatenate(wins) if wins
-                 else np.zeros((0, feat.n_mels, feat.segment_frames), np.float32))
+                 else np.zeros((0, fs.cfg.n_mels, width), np.float32))
             return x[..., None], np.repeat(f.y, [len(w) for w in wins])
 
         val = all_segments("val")
@@ -110,7 +140,7 @@ class SegCnn(LogMelKind):
                 raise ConfigError(f"{name}: needs crops_per_clip > 0 (the random-crop trainer)")
         if mcfg.crops_per_clip:
             tr = fs.splits["train"]
-            return {"x": RandomCrops(tr.x, tr.y, feat.segment_frames, mcfg.crops_per_clip,
+            return {"x": RandomCrops(tr.x, tr.y, width, mcfg.crops_per_clip,
                                      ctx.batch_size, ctx.seed,
                                      band_limit=band_limit(fs, mcfg.band_limit),
                                      alt=mp3_copies(fs, mcfg.mp3))}, val
