@@ -90,8 +90,21 @@ def tiny_features(tiny_data: Path, tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """An empty MLflow store with its tables made, once per test process. A test's own store
+    starts as a copy of it: MLflow makes a new SQLite store's tables by running its schema
+    migrations, about 2 s of CPU each time (docs/benchmarks.md, Test suite)."""
+    import mlflow
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
 @pytest.fixture
-def tiny_project(tiny_data: Path, tiny_features: Path, tmp_path: Path, monkeypatch):
+def tiny_project(tiny_data: Path, tiny_features: Path, tmp_path: Path, monkeypatch,
+                 mlflow_template: Path):
     """Validated, split and featurised tiny data; returns ``(cfg, features_dir)``.
 
     The working directory is ``tmp_path`` (with its own copy of the features and split) and
@@ -100,6 +113,7 @@ def tiny_project(tiny_data: Path, tiny_features: Path, tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = tiny_config(tmp_path, tiny_data)
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
     shutil.copytree(tiny_features / "features", tmp_path / "features")
     shutil.copy(tiny_features / "split.csv", tmp_path / "split.csv")
     return cfg, tmp_path / "features"
@@ -125,7 +139,7 @@ def prepare_features(cfg, root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_data, tmp_path_factory):
+def tiny_model(tiny_data, tmp_path_factory, mlflow_template):
     """A tiny segcnn, logged as an AudioGenreModel with :data:`SERVED_CONTRACT`, downloaded to a
     local MLflow model folder (served and loaded without a tracking store)."""
     import mlflow
@@ -139,6 +153,7 @@ def tiny_model(tiny_data, tmp_path_factory):
         mp.chdir(root)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         cfg = tiny_config(root, tiny_data)
+        shutil.copy(mlflow_template, root / "mlflow.db")
         feat_dir = prepare_features(cfg, root)
         bundle = root / "bundle"
         train_model(cfg, "segcnn", feat_dir, bundle_dir=bundle, report_dir=root / "rep",

@@ -76,7 +76,7 @@ def _json_out(proc: subprocess.CompletedProcess):
     return json.loads("\n".join(lines[start:]))
 
 
-def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
+def _project(root: Path, kind: str, data_dir: Path, features: Path, store: Path) -> Path:
     """A project folder: the repository's params.yaml (every kind's defaults) shrunk in size
     only, ``train.models`` = ``[kind]``, stores inside the folder, the prepared split and
     features of the tiny data in ``artifacts/``."""
@@ -94,6 +94,7 @@ def _project(root: Path, kind: str, data_dir: Path, features: Path) -> Path:
         "tracking": {"uri": f"sqlite:///{project / 'mlflow.db'}",
                      "artifact_root": str(project / "mlruns")}})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(store, project / "mlflow.db")  # an empty store, its tables made
     shutil.copytree(features / "features", project / "artifacts" / "features")
     shutil.copy(features / "split.csv", project / "artifacts" / "split.csv")
     return project
@@ -112,8 +113,8 @@ def _serve_one(project: Path, clip: Path) -> dict:
 @pytest.mark.integration
 @pytest.mark.parametrize("kind", [*kind_names(), PLUGIN])
 def test_every_kind_goes_from_training_to_a_served_champion(kind, tiny_data, tiny_features,
-                                                            tmp_path):
-    project = _project(tmp_path, kind, tiny_data, tiny_features)
+                                                            mlflow_template, tmp_path):
+    project = _project(tmp_path, kind, tiny_data, tiny_features, mlflow_template)
     if kind != PLUGIN and get_kind(kind).embed_params:  # kinds with an embed step
         _genreflow(project, "embed")
     trained = _json_out(_genreflow(project, "train", kind))
