@@ -38,24 +38,28 @@ def load_predictor(model_uri: str) -> GenrePredictor:
 
 
 def load_model(model_uri: str) -> tuple[GenrePredictor, AudioConfig | None]:
-    """The predictor and, for a logged audio model, the input contract it carries."""
-    import_tensorflow()
+    """The predictor and, for a logged audio model, the input contract it carries.
+
+    A missing folder, an absent registry or a store that does not answer is refused before
+    TensorFlow loads (seconds of start-up for nothing)."""
+    local = Path(model_uri)
+    if "://" not in model_uri and not model_uri.startswith(("models:", "runs:")):
+        if (local / BUNDLE_META).is_file():
+            import_tensorflow()
+            return GenrePredictor.from_bundle(local), None
+        if not local.exists():
+            raise GenreflowError(f"{model_uri}: no such model folder or bundle; pass an MLflow "
+                                 "model URI (models:/<name>@<alias>, runs:/<id>/audio_model) or "
+                                 "a bundle folder with preprocess.json")
+    require_registry(model_uri)
+
+    import_tensorflow()  # quietly, before MLflow's Keras flavour imports it
     # deferred: MLflow import (see docs/benchmarks.md, Import cost)
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
     from genreflow.serving.pyfunc import AudioGenreModel, not_an_audio_model
 
-    local = Path(model_uri)
-    if "://" not in model_uri and not model_uri.startswith(("models:", "runs:")):
-        if (local / BUNDLE_META).is_file():
-            return GenrePredictor.from_bundle(local), None
-        if not local.exists():
-            raise GenreflowError(f"{model_uri}: no such model folder or bundle; pass an MLflow "
-                                 "model URI (models:/<name>@<alias>, runs:/<id>/audio_model) or "
-                                 "a bundle folder with preprocess.json")
-
-    require_registry(model_uri)
     try:
         with _quiet_downloads():
             model = mlflow.pyfunc.load_model(model_uri)
