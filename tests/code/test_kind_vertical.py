@@ -30,10 +30,15 @@ def test_builtin_kinds_are_registered():
 
 
 @pytest.mark.parametrize("kind", BUILTIN)
-def test_every_kind_section_is_a_param_of_train_and_tune(kind):
-    all_stages = stages()
-    assert f"train.{kind}" in declared_params(all_stages[f"train@{kind}"])
-    assert f"train.{kind}" in declared_params(all_stages["tune"])
+def test_every_kind_section_is_a_param_of_its_train_stage(kind):
+    assert f"train.{kind}" in declared_params(stages()[f"train@{kind}"])
+
+
+def test_tune_declares_the_section_of_the_kind_it_tunes():
+    """Whichever kind ``tune.model`` names, a plug-in too: no kind is listed by name."""
+    declared = declared_params(stages()["tune"])
+    assert "train.${tune.model}" in declared and "tune.model" in declared
+    assert not {f"train.{k}" for k in BUILTIN} & set(declared)
 
 
 def test_embed_params_are_exactly_the_embed_settings_of_the_kinds():
