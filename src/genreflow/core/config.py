@@ -168,9 +168,9 @@ class SplitConfig:
 class FeaturesConfig:
     """``features``: the log-mel every log-mel kind reads (the ``features`` stage's settings)."""
 
-    #: settings that left this section, and where they are now: an old ``params.yaml`` holding
-    #: one gets a one-line error naming the new place; an old feature set's or bundle's copy of
-    #: the section (``meta.json``, ``preprocess.json``) is read without them
+    #: settings that left this section, and where they are now (see :func:`_build`); an old
+    #: feature set's or bundle's copy of the section (``meta.json``, ``preprocess.json``) is read
+    #: without them
     MOVED: ClassVar[dict[str, str]] = {"segment_seconds": "train.segcnn.segment_seconds",
                                        "segment_overlap": "train.segcnn.segment_overlap"}
 
@@ -185,15 +185,6 @@ class FeaturesConfig:
     @property
     def clip_frames(self) -> int:
         return int(round(self.clip_seconds * self.sample_rate)) // self.hop_length + 1
-
-    @classmethod
-    def from_mapping(cls, raw: dict[str, Any], where: str) -> FeaturesConfig:
-        """The ``features`` section; a setting that moved is refused, naming its new place."""
-        moved = [k for k in raw if k in cls.MOVED]
-        if moved:
-            raise ConfigError("; ".join(f"{where}.{k}: moved to {cls.MOVED[k]}, move the line "
-                                        "there" for k in moved))
-        return _build(cls, raw, where)
 
     @classmethod
     def from_saved(cls, raw: dict[str, Any]) -> FeaturesConfig:
@@ -400,6 +391,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """A section from its mapping. A setting the section's ``MOVED`` names (it moved to
+    another section) is refused with its new place, so an old ``params.yaml`` says where."""
+    moved = getattr(cls, "MOVED", {})
+    gone = [k for k in raw if k in moved]
+    if gone:
+        raise ConfigError("; ".join(f"{where}.{k}: moved to {moved[k]}, move the line there"
+                                    for k in gone))
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
