@@ -315,7 +315,8 @@ def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_proj
     feat_dir = prepare_features(cfg, tmp_path / "with-mp3")
     kind = get_kind("segcnn")
     ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=8)
-    train, _ = kind.fit_data(ctx, settings(cfg.train, "segcnn", {"mp3": 0.5}))
+    mcfg = settings(cfg.train, "segcnn", {"mp3": 0.5})
+    train, _ = kind.fit_data(ctx, mcfg, kind.front_end_of(ctx.features, mcfg))
     assert train["x"].alt[0] is ctx.features.splits["train"].mp3
     res = train_model(cfg, "segcnn", feat_dir, overrides={"mp3": 0.5}, log=quiet)
     run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)
@@ -330,7 +331,7 @@ def test_segcnn_trains_on_mp3_copies_and_refuses_features_without_them(tiny_proj
     cfg.features = replace(cfg.features, mp3_copies=True)  # params say copies, features lack them
     bare_ctx = TrainContext(cfg=cfg, features_dir=bare, seed=0, batch_size=8)
     with pytest.raises(ConfigError, match=r"mp3: 0\.5 needs MP3 copies.*dvc repro features"):
-        kind.fit_data(bare_ctx, settings(cfg.train, "segcnn", {"mp3": 0.5}))
+        kind.fit_data(bare_ctx, mcfg, kind.front_end_of(bare_ctx.features, mcfg))
     cfg.features = replace(cfg.features, mp3_copies=False)
     train_model(cfg, "segcnn", bare, overrides={"mp3": 0.0}, log=quiet)  # off: trains
 
@@ -342,13 +343,15 @@ def test_whole_clip_cnn_trains_on_band_limited_clips(tiny_project):
     cfg, feat_dir = tiny_project
     ctx = TrainContext(cfg=cfg, features_dir=feat_dir, seed=0, batch_size=64)
     kind = get_kind("cnn")
-    train, _ = kind.fit_data(ctx, settings(cfg.train, "cnn", {"band_limit": 1.0}))
+    mcfg = settings(cfg.train, "cnn", {"band_limit": 1.0})
+    train, _ = kind.fit_data(ctx, mcfg, kind.front_end_of(ctx.features, mcfg))
     x, y = train["x"][0]
     clips = ctx.features.splits["train"]
     assert x.shape == (*clips.x.shape, 1)  # whole clips, every one low-passed
     top = x[:, -1, :, 0]  # the highest mel band lies above every cutoff
     assert np.allclose(top, top[:, :1]) and not np.allclose(x[..., 0], clips.x[train["x"].clip])
-    plain, _ = kind.fit_data(ctx, settings(cfg.train, "cnn", {"band_limit": 0.0}))
+    mcfg = settings(cfg.train, "cnn", {"band_limit": 0.0})
+    plain, _ = kind.fit_data(ctx, mcfg, kind.front_end_of(ctx.features, mcfg))
     assert np.array_equal(plain["x"][..., 0], clips.x)
     res = train_model(cfg, "cnn", feat_dir, overrides={"band_limit": 0.5}, log=quiet)
     run = MlflowClient(cfg.tracking.uri).get_run(res.run_id)

@@ -137,9 +137,11 @@ class LogMelKind(ModelKind):
         """``(net, servable)``: the Keras model to fit and the one to serve."""
         raise NotImplementedError
 
-    def fit_data(self, ctx: TrainContext, mcfg: KindConfig) -> tuple[dict, tuple]:
-        """Training kwargs and validation data: whole clips by default; with a
-        ``band_limit`` setting, a share of them low-passed afresh every epoch."""
+    def fit_data(self, ctx: TrainContext, mcfg: KindConfig,
+                 fe: LogMelFrontEnd) -> tuple[dict, tuple]:
+        """Training kwargs and validation data for inputs cut as the run's front-end ``fe``
+        cuts them: whole clips by default; with a ``band_limit`` setting, a share of them
+        low-passed afresh every epoch."""
         fs = ctx.features
         tr, va = fs.splits["train"], fs.splits["val"]
         low_pass = band_limit(fs, getattr(mcfg, "band_limit", 0.0))
@@ -157,7 +159,7 @@ class LogMelKind(ModelKind):
         fe = self.front_end_of(fs, mcfg)
         input_shape = (fs.cfg.n_mels, self.window_frames(fe))
         net, servable = self.build(ctx, mcfg, input_shape)
-        train, val = self.fit_data(ctx, mcfg)
+        train, val = self.fit_data(ctx, mcfg, fe)
         return Prepared(
             net=net, servable=servable, train=train, val=val,
             track_probs=lambda s: self.track_probs(net, fs.splits[s].x, fe),

@@ -118,13 +118,14 @@ class SegCnn(LogMelKind):
         net = build_segcnn(input_shape, len(ctx.features.classes), mcfg)
         return net, net
 
-    def fit_data(self, ctx: TrainContext, mcfg: SegCnnConfig):
-
+    def fit_data(self, ctx: TrainContext, mcfg: SegCnnConfig, fe: SegCnnFrontEnd):
         # deferred: Keras import (see docs/benchmarks.md, Import cost)
         from genreflow.models.layers import RandomCrops
 
+        for name in ("band_limit", "mp3"):
+            if getattr(mcfg, name) and not mcfg.crops_per_clip:
+                raise ConfigError(f"{name}: needs crops_per_clip > 0 (the random-crop trainer)")
         fs = ctx.features
-        fe = self.front_end_of(fs, mcfg)
         width = self.window_frames(fe)
 
         def all_segments(split: str):
@@ -135,9 +136,6 @@ class SegCnn(LogMelKind):
             return x[..., None], np.repeat(f.y, [len(w) for w in wins])
 
         val = all_segments("val")
-        for name in ("band_limit", "mp3"):
-            if getattr(mcfg, name) and not mcfg.crops_per_clip:
-                raise ConfigError(f"{name}: needs crops_per_clip > 0 (the random-crop trainer)")
         if mcfg.crops_per_clip:
             tr = fs.splits["train"]
             return {"x": RandomCrops(tr.x, tr.y, width, mcfg.crops_per_clip,
